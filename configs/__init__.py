@@ -1,0 +1,1 @@
+"""YAML configs for ``prohmr-train``; shipped as package data (``importlib.resources``)."""

@@ -1,0 +1,86 @@
+"""The ``prohmr`` command.
+
+Sub-commands import their heavy modules lazily so that ``prohmr --help`` stays fast.
+Errors a user can fix (missing file, bad format) are reported in one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _body_convert(args: argparse.Namespace) -> int:
+    from prohmr.body.smpl_io import convert_smpl_file
+
+    out = convert_smpl_file(args.src, args.dst)
+    print(f"wrote {out}")
+    return 0
+
+
+def _body_build(args: argparse.Namespace) -> int:
+    from prohmr.body.procedural import default_body_model_dir
+
+    print(default_body_model_dir(args.cache_dir))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from prohmr.demo import run_demo
+
+    report = run_demo(Path(args.out))
+    for line in report.summary_lines:
+        print(line)
+    print(f"figures in {report.out_dir.resolve()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``prohmr`` command."""
+    parser = argparse.ArgumentParser(
+        prog="prohmr", description="Probabilistic 3D human mesh recovery (ProHMR)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    body = commands.add_parser("body", help="body-model files")
+    body_commands = body.add_subparsers(dest="body_command", required=True)
+    convert = body_commands.add_parser(
+        "convert", help="rewrite an official SMPL .pkl without chumpy objects"
+    )
+    convert.add_argument("src", help="official SMPL pickle (may contain chumpy arrays)")
+    convert.add_argument("dst", help="output file, or a folder to write the same file name into")
+    convert.set_defaults(handler=_body_convert)
+    build = body_commands.add_parser(
+        "build", help="build (or find cached) the procedural default body; print its folder"
+    )
+    build.add_argument("--cache-dir", default=None, help="cache root (default: PROHMR_CACHE_DIR)")
+    build.set_defaults(handler=_body_build)
+
+    demo = commands.add_parser("demo", help="run the demo on the embedded default body")
+    demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``prohmr`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"prohmr {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
