@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 def _body_convert(args: argparse.Namespace) -> int:
     from prohmr.body.smpl_io import convert_smpl_file
 
-    out = convert_smpl_file(args.src, args.dst)
+    out = convert_smpl_file(args.src, args.dst, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("src", help="official SMPL pickle (may contain chumpy arrays)")
     convert.add_argument("dst", help="output file, or a folder to write the same file name into")
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace DST if it exists (never SRC)"
+    )
     convert.set_defaults(handler=_body_convert)
     build = body_commands.add_parser(
         "build", help="build (or find cached) the procedural default body; print its folder"
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"prohmr {args.command}: error: {error}", file=sys.stderr)
         return 2
 
