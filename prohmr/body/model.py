@@ -38,6 +38,7 @@ from prohmr.body.joints import (
     SMPLX_LANDMARK_VERTEX_IDS,
     SMPLX_TO_BODY25,
 )
+from prohmr.body.procedural import EXTRA_REGRESSOR_FILENAME, MEAN_PARAMS_FILENAME
 from prohmr.body.smpl_io import (
     SMPL_DIR_ENV_VAR,
     SMPL_DOWNLOAD_HINT,
@@ -60,10 +61,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The 19-joint vertex regressor expected next to the SMPL model file.
-EXTRA_REGRESSOR_FILENAME: str = "SMPL_to_J19.pkl"
-#: Mean pose/shape/camera used to initialise regression heads.
-MEAN_PARAMS_FILENAME: str = "smpl_mean_params.npz"
 #: Genders an SMPL release provides; a folder holds ``SMPL_<GENDER>.pkl``.
 GENDERS: tuple[str, ...] = ("neutral", "male", "female")
 

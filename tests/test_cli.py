@@ -1,0 +1,70 @@
+"""The ``prohmr`` command: exit codes and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prohmr.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("body", "demo"):
+        assert command in out
+
+
+def test_body_convert_missing_file(tmp_path, capsys):
+    missing = tmp_path / "nope.pkl"
+    code = main(["body", "convert", str(missing), str(tmp_path / "out.pkl")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nope.pkl" in err and "Traceback" not in err
+
+
+def test_body_convert_refuses_unsafe_pickle(tmp_path, capsys):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("side effect",))
+
+    src = tmp_path / "evil.pkl"
+    src.write_bytes(pickle.dumps({"v_template": Payload()}))
+    code = main(["body", "convert", str(src), str(tmp_path / "out.pkl")])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "side effect" not in captured.out
+    assert "print" in captured.err
+    assert not (tmp_path / "out.pkl").exists()
+
+
+def test_body_convert_does_not_overwrite_without_flag(tmp_path, capsys):
+    src = tmp_path / "src.pkl"
+    src.write_bytes(pickle.dumps({"v_template": np.zeros((3, 3))}))
+    dst = tmp_path / "dst.pkl"
+    dst.write_bytes(b"user data")
+    code = main(["body", "convert", str(src), str(dst)])
+    assert code == 2
+    assert dst.read_bytes() == b"user data"
+
+
+def test_train_command_runs():
+    result = subprocess.run(
+        [sys.executable, "-c", "from lightning_modules.cli import main; main(['--help'])"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "prohmr-train" in result.stdout
+
+
+def test_console_scripts_are_installed():
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "prohmr").exists()
+    assert (bin_dir / "prohmr-train").exists()
