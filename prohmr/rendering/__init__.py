@@ -10,7 +10,6 @@ from prohmr.rendering.rasterizer import (
     BACKGROUND_DEPTH,
     NEAR_PLANE,
     Fragments,
-    camera_intrinsics,
     rasterize,
 )
 from prohmr.rendering.shading import (
@@ -35,7 +34,6 @@ __all__ = [
     "DEFAULT_MESH_COLOR",
     "Fragments",
     "RenderOutput",
-    "camera_intrinsics",
     "face_normals",
     "gather_face_values",
     "overlay",
