@@ -30,6 +30,19 @@ def _body_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_synthesize(args: argparse.Namespace) -> int:
+    from prohmr.data.synthetic import synthesize_dataset
+
+    path = synthesize_dataset(
+        args.out, args.num_images, split=args.split, domain=args.domain, seed=args.seed,
+        image_size=args.image_size, pose_source=args.pose_source, workers=args.workers,
+        data_root=args.data_root, mocap_fps=args.mocap_fps, image_format=args.image_format,
+        overwrite=args.overwrite, progress=True,
+    )
+    print(path)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from prohmr.demo import run_demo
 
@@ -64,6 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--cache-dir", default=None, help="cache root (default: PROHMR_CACHE_DIR)")
     build.set_defaults(handler=_body_build)
+
+    data = commands.add_parser("data", help="datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    synth = data_commands.add_parser(
+        "synthesize", help="render a synthetic image dataset in the library's .npz format"
+    )
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--num-images", type=int, required=True)
+    synth.add_argument("--split", choices=("train", "val"), default="train")
+    synth.add_argument("--domain", choices=("studio", "outdoor"), default="studio")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--image-size", type=int, default=128)
+    synth.add_argument("--pose-source", choices=("auto", "mocap", "random"), default="auto")
+    synth.add_argument("--data-root", default="../shared/data", help="open mocap data folder")
+    synth.add_argument("--mocap-fps", type=float, default=10.0)
+    synth.add_argument("--image-format", choices=("jpg", "png"), default="jpg")
+    synth.add_argument("--workers", type=int, default=2)
+    synth.add_argument("--overwrite", action="store_true", help="replace an existing split")
+    synth.set_defaults(handler=_data_synthesize)
 
     demo = commands.add_parser("demo", help="run the demo on the embedded default body")
     demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
