@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from prohmr.body import default_body_model_dir, load_smpl_pickle
 from prohmr.cli import main
 
 
@@ -46,22 +46,22 @@ def test_body_convert_refuses_unsafe_pickle(tmp_path, capsys):
 
 
 def test_body_convert_does_not_overwrite_without_flag(tmp_path, capsys):
-    src = tmp_path / "src.pkl"
-    src.write_bytes(pickle.dumps({"v_template": np.zeros((3, 3))}))
+    src = default_body_model_dir() / "SMPL_NEUTRAL.pkl"
     dst = tmp_path / "dst.pkl"
     dst.write_bytes(b"user data")
     code = main(["body", "convert", str(src), str(dst)])
     assert code == 2
+    assert "exists" in capsys.readouterr().err
     assert dst.read_bytes() == b"user data"
+    assert main(["body", "convert", str(src), str(dst), "--overwrite"]) == 0
+    assert load_smpl_pickle(dst)["v_template"].shape == (6890, 3)
 
 
 def test_train_command_runs():
-    result = subprocess.run(
-        [sys.executable, "-c", "from lightning_modules.cli import main; main(['--help'])"],
-        capture_output=True, text=True, timeout=120,
-    )
+    script = Path(sys.executable).parent / "prohmr-train"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "prohmr-train" in result.stdout
+    assert "{fit,validate,test,predict}" in result.stdout
 
 
 def test_console_scripts_are_installed():
