@@ -43,6 +43,18 @@ def _data_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    from prohmr.fitting.command import run_fit_command
+
+    report = run_fit_command(
+        args.image, args.keypoints, model=args.model, views=args.views, out_dir=args.out,
+        device=args.device, use_hips=args.use_hips, trust_checkpoint=args.trust_checkpoint,
+    )
+    for line in report.table_lines:
+        print(line)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from prohmr.demo import run_demo
 
@@ -96,6 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=2)
     synth.add_argument("--overwrite", action="store_true", help="replace an existing split")
     synth.set_defaults(handler=_data_synthesize)
+
+    fit = commands.add_parser("fit", help="fit bodies to 2D keypoints of an image")
+    fit.add_argument("--image", required=True, help="image file")
+    fit.add_argument(
+        "--keypoints", default=None,
+        help="OpenPose BODY_25 or COCO keypoint JSON (default: <image stem>_keypoints.json)",
+    )
+    fit.add_argument("--model", default=None, help="model name or checkpoint path")
+    fit.add_argument("--views", nargs="*", default=(), help="other views of the same person")
+    fit.add_argument("--out", default="fit_output", help="output folder")
+    fit.add_argument("--device", default=None, help="torch device (default: cpu)")
+    fit.add_argument("--use-hips", action="store_true", help="keep the hip keypoints")
+    fit.add_argument(
+        "--trust-checkpoint", action="store_true",
+        help="allow arbitrary unpickling when loading the checkpoint (only for files you trust)",
+    )
+    fit.set_defaults(handler=_fit)
 
     demo = commands.add_parser("demo", help="run the demo on the embedded default body")
     demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
