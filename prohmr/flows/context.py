@@ -70,6 +70,18 @@ class FlowContext:
         """Number of context rows ``B``."""
         return int(self.context.shape[0])
 
+    def select(self, rows: torch.Tensor | slice) -> FlowContext:
+        """The :class:`FlowContext` of a subset of the context rows.
+
+        *Arguments*
+            rows: index of the rows to keep (``LongTensor``, boolean mask or slice).
+
+        *Returns*
+            A :class:`FlowContext` over those rows, still tied to the original weights.
+        """
+        projections = {net: projection[rows] for net, projection in self.projections.items()}
+        return FlowContext(self.context[rows], projections, self._weight_states)
+
     def projection(self, net: nn.Module) -> torch.Tensor:
         """The ``(B, H)`` projection for ``net``; ``ValueError`` if absent or stale."""
         projection = self.projections.get(net)

@@ -375,6 +375,10 @@ def test_precomputed_context_guards(make_flow, flow_inputs, config):
     torch.testing.assert_close(flow.log_prob(drawn.samples, precomputed)[0], drawn.log_prob)
     with pytest.raises(ValueError, match="B=3"):
         flow.log_prob(torch.zeros(3, flow.features, dtype=torch.float64), precomputed)
+    second_row = precomputed.select(torch.tensor([1]))
+    torch.testing.assert_close(
+        flow.log_prob(x[1:], second_row)[0], flow.log_prob(x[1:], context[1:])[0]
+    )
     other = make_flow(torch.float64)
     with pytest.raises(ValueError, match="different flow"):
         other.log_prob(x, precomputed)
@@ -383,6 +387,8 @@ def test_precomputed_context_guards(make_flow, flow_inputs, config):
     optimiser.step()
     with pytest.raises(ValueError, match="changed"):
         flow.log_prob(x, precomputed)
+    with pytest.raises(ValueError, match="changed"):
+        flow.log_prob(x[1:], second_row)
 
 
 def test_input_validation(make_flow, config):
