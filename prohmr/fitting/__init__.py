@@ -5,12 +5,17 @@
 - :func:`fit_prior_keypoints_2d`, :func:`fit_prior_joints_3d`: SMPLify-style fitting with an
   unconditional learned pose prior (§6.3).
 - :func:`read_keypoints` and friends: OpenPose BODY_25 JSON and COCO-17 keypoints.
+- :mod:`prohmr.fitting.command`: what ``prohmr fit`` does (imported on demand: it needs the
+  rendering and plotting modules).
 - :func:`minimize_lbfgs`: the batched L-BFGS behind all of them (one state per problem).
+- :class:`FrozenFlowSampler`, :class:`BodyJoints`: the fast flow and body evaluations of the
+  inner loop (equal to ``ConditionalGlow.sample`` and ``BodyModel`` up to round-off).
 """
 
 from __future__ import annotations
 
 from prohmr.fitting.body_joints import BodyJoints
+from prohmr.fitting.frozen_flow import FrozenFlowSampler
 from prohmr.fitting.keypoint_fitting import (
     FIT_MODES,
     HIP_JOINTS,
@@ -21,6 +26,13 @@ from prohmr.fitting.keypoint_fitting import (
     frozen,
     gmof,
     reprojection_loss,
+)
+from prohmr.fitting.keypoints_io import (
+    body25_to_prohmr44,
+    coco17_to_body25,
+    read_coco_keypoints,
+    read_keypoints,
+    read_openpose_json,
 )
 from prohmr.fitting.multiview import (
     MultiViewFitResult,
@@ -48,6 +60,7 @@ __all__ = [
     "JOINT_SETS",
     "BodyJoints",
     "FitMode",
+    "FrozenFlowSampler",
     "JointSet",
     "KeypointFitResult",
     "KeypointFitWeights",
@@ -57,7 +70,9 @@ __all__ = [
     "MultiViewWeights",
     "PriorFitResult",
     "PriorFitWeights",
+    "body25_to_prohmr44",
     "body_pose_spread",
+    "coco17_to_body25",
     "fit_keypoints",
     "fit_multiview",
     "fit_prior_joints_3d",
@@ -65,5 +80,8 @@ __all__ = [
     "frozen",
     "gmof",
     "minimize_lbfgs",
+    "read_coco_keypoints",
+    "read_keypoints",
+    "read_openpose_json",
     "reprojection_loss",
 ]

@@ -20,10 +20,12 @@ charge of what is plausible. Two cameras:
 
 What differs from the original implementation: the network's weights are frozen for the
 duration of the call (its ``requires_grad`` flags and train/eval modes are restored
-afterwards), the context half of the coupling nets is computed once
-(:meth:`~prohmr.flows.ConditionalGlow.precompute_context`), the body's joints come from
-:class:`~prohmr.fitting.body_joints.BodyJoints` instead of the full mesh, any number of
-people are fitted at once on any device, and inputs are never modified. Every person has its
+afterwards); the flow runs through :class:`~prohmr.fitting.frozen_flow.FrozenFlowSampler`,
+which computes the context half of the coupling nets once (the flow's fast path) and
+precomputes the other weight-only parts; the body's joints come from
+:class:`~prohmr.fitting.body_joints.BodyJoints` instead of the full mesh; any number of
+people are fitted at once on any device; inputs are never modified. The reported results are
+recomputed with the flow's own ``sample`` and the full body model. Every person has its
 own L-BFGS state (:func:`~prohmr.fitting.optimizer.minimize_lbfgs`): a person's result does
 not depend on who else is in the batch, up to the round-off of batched evaluation.
 """
@@ -42,8 +44,9 @@ from torch import nn
 from prohmr.body.joints import EXTRA_HIPS, NUM_PROHMR_JOINTS, OPENPOSE_HIPS
 from prohmr.constants import NUM_SMPL_JOINTS, POSE_6D_DIM
 from prohmr.fitting.body_joints import BodyJoints
+from prohmr.fitting.frozen_flow import FrozenFlowSampler
 from prohmr.fitting.optimizer import LBFGSResult, LBFGSSettings, minimize_lbfgs
-from prohmr.flows import ConditionalGlow, FlowContext
+from prohmr.flows import ConditionalGlow
 from prohmr.geometry import (
     crop_to_full_frame_translation,
     perspective_projection,
@@ -357,21 +360,31 @@ def _features_arg(
     return computed.to(flow.dtype).reshape(*images.shape[:num_leading], flow.context_features)
 
 
-def _context_rows(context: FlowContext, rows: torch.Tensor, num_rows: int) -> FlowContext:
-    """The :class:`FlowContext` of a subset of rows (the same object when all are taken)."""
-    if rows.shape[0] == num_rows:
-        return context
-    projections = {net: projection[rows] for net, projection in context.projections.items()}
-    return FlowContext.from_projections(context.context[rows], projections)
+class _LatentPoses:
+    """Latents to poses for a batch of fits with fixed weights and contexts.
 
+    The optimisation loop uses the precomputed :class:`FrozenFlowSampler`; the reported
+    results (``exact=True``) come from the flow's own :meth:`~ConditionalGlow.sample`.
+    """
 
-def _pose_from_latent(
-    flow: ConditionalGlow, context: Optional[FlowContext], z: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotations ``(P, 24, 3, 3)`` and raw 6D ``(P, 144)`` of the flow at latents ``(P, 144)``."""
-    pose_6d = flow.sample(context=context, z=z.unsqueeze(1)).samples[:, 0]
-    rotations = rot6d_to_matrix(pose_6d.reshape(-1, NUM_SMPL_JOINTS, _ROT6D), layout="prohmr")
-    return rotations, pose_6d
+    def __init__(self, flow: ConditionalGlow, context: Optional[torch.Tensor]) -> None:
+        self.flow, self.context = flow, context
+        self.sampler = FrozenFlowSampler(flow, context)
+
+    def __call__(
+        self, z: torch.Tensor, rows: Optional[torch.Tensor] = None, exact: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotations ``(P, 24, 3, 3)`` and raw 6D ``(P, 144)`` at latents ``z (P, 144)``,
+        latent ``p`` conditioned on context row ``rows[p]`` (default ``p``)."""
+        if exact:
+            context = self.context
+            if context is not None and rows is not None:
+                context = context[rows]
+            pose_6d = self.flow.sample(context=context, z=z.unsqueeze(1)).samples[:, 0]
+        else:
+            pose_6d = self.sampler(z, rows)
+        rotations = rot6d_to_matrix(pose_6d.reshape(-1, NUM_SMPL_JOINTS, _ROT6D), layout="prohmr")
+        return rotations, pose_6d
 
 
 def _mean_pixel_error(projected: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
@@ -505,7 +518,7 @@ def fit_keypoints(
         ...     start = model.predict_from_features(features, z=torch.zeros(2, 1, 144))
         >>> keypoints = torch.cat([start.joints_2d[:, 0] + 0.01, torch.ones(2, 44, 1)], -1)
         >>> fit = fit_keypoints(model, keypoints, features=features,
-        ...                     settings=LBFGSSettings(max_steps=2))
+        ...                     settings=LBFGSSettings(max_steps=1))
         >>> bool((fit.reprojection_error < fit.initial_reprojection_error).all())
         True
     """
@@ -531,17 +544,20 @@ def fit_keypoints(
             head = model.flow.fc_head(features)
             camera = _camera(model, mode, keypoints, head.cam[:, 0], box_center, box_size,
                              image_size, weights, function)
-            context = flow.precompute_context(features)
+            poses = _LatentPoses(flow, features)
         betas0 = head.betas[:, 0]
         body_joints = BodyJoints(model.body_model)
         sizes = (POSE_6D_DIM, body_joints.num_betas, 3)
 
         def terms(
-            variables: torch.Tensor, rows: torch.Tensor, joints_of: Any
+            variables: torch.Tensor, rows: torch.Tensor, exact: bool = False
         ) -> tuple[torch.Tensor, ...]:
             z, betas, translation = variables.split(sizes, dim=-1)
-            rotations, pose_6d = _pose_from_latent(flow, _context_rows(context, rows, batch), z)
-            joints = joints_of(rotations[:, :1], rotations[:, 1:], betas)
+            rotations, pose_6d = poses(z, rows, exact)
+            if exact:
+                joints = model.body_model(rotations[:, :1], rotations[:, 1:], betas).joints
+            else:
+                joints = body_joints(rotations[:, :1], rotations[:, 1:], betas)[0]
             projected = perspective_projection(
                 joints, translation, camera.focal_length, camera.principal_point[rows]
             )
@@ -556,9 +572,7 @@ def fit_keypoints(
             rows = torch.from_numpy(problems).to(features.device)
             with torch.enable_grad():
                 variables = _as_tensor(points, features).requires_grad_(True)
-                reprojection, pose_prior, shape_prior, *_ = terms(
-                    variables, rows, lambda *pose: body_joints(*pose)[0]
-                )
+                reprojection, pose_prior, shape_prior, *_ = terms(variables, rows)
                 return _loss_and_grad(reprojection + pose_prior + shape_prior, variables)
 
         start = torch.cat([z0, betas0, camera.translation], dim=-1)
@@ -568,10 +582,10 @@ def fit_keypoints(
             solution = _as_tensor(run.x, features)
             z, betas, translation = solution.split(sizes, dim=-1)
             reprojection, pose_prior, shape_prior, projected, rotations, pose_6d = terms(
-                solution, rows, lambda *pose: model.body_model(*pose).joints
+                solution, rows, exact=True
             )
             body = model.body_model(rotations[:, :1], rotations[:, 1:], betas)
-            initial_projected = terms(start, rows, lambda *pose: body_joints(*pose)[0])[3]
+            initial_projected = terms(start, rows, exact=True)[3]
     joints_2d = projected
     principal_point = camera.principal_point
     if mode == "crop":

@@ -35,13 +35,12 @@ from prohmr.fitting.keypoint_fitting import (
     _as_tensor,
     _autocast_disabled,
     _check_model,
-    _context_rows,
     _describe,
     _features_arg,
     _keypoints_arg,
     _loss_and_grad,
     _mean_pixel_error,
-    _pose_from_latent,
+    _LatentPoses,
     _run_statistics,
     _tensor_arg,
     frozen,
@@ -179,7 +178,7 @@ def fit_multiview(
         >>> model = ProHMR(ProHMRConfig(backbone="resnet18", flow_hidden_features=16,
         ...                             flow_num_layers=1, head_hidden_features=16)).eval()
         >>> fit = fit_multiview(model, features=torch.randn(1, 3, 512),
-        ...                     settings=LBFGSSettings(max_steps=2))
+        ...                     settings=LBFGSSettings(max_steps=1))
         >>> bool(fit.body_pose_spread < fit.initial_body_pose_spread), tuple(fit.z.shape)
         (True, (1, 3, 144))
     """
@@ -208,7 +207,7 @@ def fit_multiview(
             z0 = _tensor_arg(init_z, "init_z", (batch, views, POSE_6D_DIM), function, features)
         with torch.no_grad():
             head = model.flow.fc_head(flat_features)
-            context = flow.precompute_context(flat_features)
+            poses = _LatentPoses(flow, flat_features)
         betas = head.betas[:, 0].reshape(batch, views, -1).mean(dim=1)
         translation0 = weak_perspective_to_translation(
             head.cam[:, 0], config.focal_length, config.image_size
@@ -219,14 +218,12 @@ def fit_multiview(
         view_index = torch.arange(views, device=features.device)
 
         def terms(
-            variables: torch.Tensor, subjects: torch.Tensor, with_joints: bool
+            variables: torch.Tensor, subjects: torch.Tensor, exact: bool = False
         ) -> dict[str, torch.Tensor]:
             count = subjects.shape[0]
             z = variables[:, : views * POSE_6D_DIM].reshape(count * views, POSE_6D_DIM)
             rows = (subjects[:, None] * views + view_index).reshape(-1)
-            rotations, pose_6d = _pose_from_latent(
-                flow, _context_rows(context, rows, batch * views), z
-            )
+            rotations, pose_6d = poses(z, rows, exact)
             body_pose = rotations[:, 1:].reshape(count, views, -1, 3, 3)
             deviation = body_pose - body_pose.mean(dim=1, keepdim=True)
             spread = (deviation * deviation).sum(dim=(1, 2, 3, 4))
@@ -241,9 +238,12 @@ def fit_multiview(
             else:
                 translation = translation0[subjects].reshape(count * views, 3)
             out["translation"] = translation
-            if fit_cameras or with_joints:
+            if fit_cameras or exact:
                 view_betas = betas[subjects].repeat_interleave(views, dim=0)
-                joints = body_joints(rotations[:, :1], rotations[:, 1:], view_betas)[0]
+                if exact:
+                    joints = model.body_model(rotations[:, :1], rotations[:, 1:], view_betas).joints
+                else:
+                    joints = body_joints(rotations[:, :1], rotations[:, 1:], view_betas)[0]
                 out["projected"] = perspective_projection(joints, translation, config.focal_length)
             if fit_cameras:
                 reprojection = reprojection_loss(
@@ -259,7 +259,7 @@ def fit_multiview(
             subjects = torch.from_numpy(problems).to(features.device)
             with torch.enable_grad():
                 variables = _as_tensor(points, features).requires_grad_(True)
-                out = terms(variables, subjects, with_joints=False)
+                out = terms(variables, subjects)
                 total = out["consistency"] + out["pose_prior"] + out["reprojection"]
                 return _loss_and_grad(total, variables)
 
@@ -270,8 +270,8 @@ def fit_multiview(
         run = minimize_lbfgs(objective, start.double().cpu().numpy(), settings)
         subjects = torch.arange(batch, device=features.device)
         with torch.no_grad():
-            final = terms(_as_tensor(run.x, features), subjects, with_joints=True)
-            initial = terms(start, subjects, with_joints=True)
+            final = terms(_as_tensor(run.x, features), subjects, exact=True)
+            initial = terms(start, subjects, exact=True)
             rotations = final["rotations"]
             view_betas = betas.repeat_interleave(views, dim=0)
             body = model.body_model(rotations[:, :1], rotations[:, 1:], view_betas)

@@ -42,6 +42,7 @@ from prohmr.constants import FOCAL_LENGTH, NUM_SMPL_JOINTS, POSE_6D_DIM
 from prohmr.fitting.body_joints import BodyJoints
 from prohmr.fitting.keypoint_fitting import (
     _as_tensor,
+    _LatentPoses,
     _autocast_disabled,
     _describe,
     _keypoints_arg,
@@ -207,6 +208,7 @@ class _PriorProblem:
         like: torch.Tensor,
     ) -> None:
         self.prior = prior
+        self.poses = _LatentPoses(prior, None)
         self.body_model = body_model
         self.body_joints = BodyJoints(body_model)
         self.batch, self.num_hypotheses = batch, num_hypotheses
@@ -229,27 +231,37 @@ class _PriorProblem:
         betas = like.new_zeros(batch, self.num_betas) if init_betas is None else init_betas
         self.betas0 = betas.repeat_interleave(num_hypotheses, dim=0)
 
-    def pose(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Body rotations ``(P, 23, 3, 3)`` and ``log p`` ``(P,)`` of the prior at ``z``."""
-        drawn = self.prior.sample(z=z.unsqueeze(1))
-        rotations = rot6d_to_matrix(drawn.samples[:, 0].reshape(-1, NUM_SMPL_JOINTS, _ROT6D))
-        return rotations[:, 1:], drawn.log_prob[:, 0]
+    def pose(self, z: torch.Tensor, exact: bool = False) -> torch.Tensor:
+        """Body rotations ``(P, 23, 3, 3)`` of the prior at ``z`` (its global one dropped)."""
+        return self.poses(z, exact=exact)[0][:, 1:]
 
     def joints(
-        self, global_6d: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor
+        self,
+        global_6d: torch.Tensor,
+        body_pose: torch.Tensor,
+        betas: torch.Tensor,
+        exact: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``joints (P, 44, 3)`` and ``smpl_joints (P, 24, 3)`` (full body model if exact)."""
         global_orient = rot6d_to_matrix(global_6d)[:, None]
+        if exact:
+            body = self.body_model(global_orient, body_pose, betas)
+            return body.joints, body.smpl_joints
         return self.body_joints(global_orient, body_pose, betas)
 
     def unpack(self, variables: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return variables.split((POSE_6D_DIM, _ROT6D, self.num_betas, 3), dim=-1)
 
     def terms(
-        self, variables: torch.Tensor, rows: torch.Tensor, data_term: _DataTerm
+        self,
+        variables: torch.Tensor,
+        rows: torch.Tensor,
+        data_term: _DataTerm,
+        exact: bool = False,
     ) -> dict[str, torch.Tensor]:
         z, global_6d, betas, translation = self.unpack(variables)
-        body_pose, _ = self.pose(z)
-        joints, smpl_joints = self.joints(global_6d, body_pose, betas)
+        body_pose = self.pose(z, exact)
+        joints, smpl_joints = self.joints(global_6d, body_pose, betas, exact)
         return {
             "data": data_term(joints, smpl_joints, translation, rows),
             "pose_prior": self.weights.pose_prior**2 * (z * z).sum(dim=-1),
@@ -265,7 +277,7 @@ class _PriorProblem:
         """Fit global orientation and translation only, the pose and betas held at ``start``."""
         z, global_6d, betas, translation = self.unpack(start)
         with torch.no_grad():
-            body_pose, _ = self.pose(z)
+            body_pose = self.pose(z)
 
         def objective(points: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             rows = torch.from_numpy(problems).to(self.like.device)
@@ -299,10 +311,11 @@ class _PriorProblem:
         rows = torch.arange(batch * hypotheses, device=self.like.device)
         with torch.no_grad():
             z, global_6d, betas, translation = self.unpack(solution)
-            body_pose, log_prob = self.pose(z)
+            body_pose = self.pose(z, exact=True)
+            log_prob = self.prior.sample(z=z.unsqueeze(1)).log_prob[:, 0]
             global_orient = rot6d_to_matrix(global_6d)[:, None]
             body = self.body_model(global_orient, body_pose, betas, translation)
-            terms = self.terms(solution, rows, data_term)
+            terms = self.terms(solution, rows, data_term, exact=True)
         loss = terms["data"] + terms["pose_prior"] + terms["shape_prior"]
         order = loss.reshape(batch, hypotheses).argsort(dim=1)
 
@@ -443,7 +456,7 @@ def fit_prior_keypoints_2d(
         global_6d = expand(matrix_to_rot6d(init_global_orient[:, 0], layout="prohmr"))
         if init_translation is None:
             with torch.no_grad():
-                body_pose, _ = problem.pose(problem.z0)
+                body_pose = problem.pose(problem.z0)
                 joints, _ = problem.joints(global_6d, body_pose, problem.betas0)
             translation = _translation_from_keypoints(
                 joints, rows_keypoints, focal_length, rows_centre
@@ -527,7 +540,7 @@ def fit_prior_joints_3d(
         >>> eye = torch.eye(3).expand(1, 24, 3, 3)
         >>> target = body(eye[:, :1], eye[:, 1:], torch.zeros(1, 10)).smpl_joints
         >>> fit = fit_prior_joints_3d(prior, body, target, joint_set="smpl24", num_hypotheses=2,
-        ...                           settings=LBFGSSettings(max_steps=3))
+        ...                           settings=LBFGSSettings(max_steps=1))
         >>> tuple(fit.body_pose.shape), bool(fit.loss[0, 0] <= fit.loss[0, 1])
         ((1, 2, 23, 3, 3), True)
     """
@@ -586,7 +599,7 @@ def fit_prior_joints_3d(
             hypothesis_scale, generator, weights, like,
         )
         with torch.no_grad():
-            body_pose, _ = problem.pose(problem.z0)
+            body_pose = problem.pose(problem.z0)
             identity = torch.eye(3, dtype=like.dtype, device=like.device)
             identity = identity.expand(len(body_pose), 1, 3, 3)
             joints, smpl_joints = problem.body_joints(identity, body_pose, problem.betas0)

@@ -138,7 +138,7 @@ def _trained_prior() -> ConditionalGlow:
         prior.train()
         prior.log_prob(batch(512))
         optimizer = torch.optim.Adam(prior.parameters(), lr=3e-3)
-        for _ in range(250):
+        for _ in range(150):
             loss = -prior.log_prob(batch(128))[0].mean()
             optimizer.zero_grad()
             loss.backward()

@@ -14,7 +14,8 @@ from prohmr.geometry import axis_angle_to_matrix
 
 def _inputs(count: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
-    rotations = axis_angle_to_matrix(0.6 * torch.randn(count, 24, 3, generator=generator, dtype=torch.float64))
+    axis_angle = 0.6 * torch.randn(count, 24, 3, generator=generator, dtype=torch.float64)
+    rotations = axis_angle_to_matrix(axis_angle)
     betas = 1.5 * torch.randn(count, 10, generator=generator, dtype=torch.float64)
     return rotations.to(device, dtype), betas.to(device, dtype)
 
@@ -32,7 +33,9 @@ def test_equals_the_full_body_model(
     assert joints.dtype == dtype and joints.device.type == device.type
 
 
-def test_gradients_equal_the_full_body_model(make_body_model: Callable[[torch.dtype], BodyModel]) -> None:
+def test_gradients_equal_the_full_body_model(
+    make_body_model: Callable[[torch.dtype], BodyModel],
+) -> None:
     body = make_body_model(torch.float64)
     rotations, betas = _inputs(3, torch.float64, torch.device("cpu"))
     weights = torch.randn(3, 44, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -70,7 +70,8 @@ def test_writes_every_output_and_skips_people_without_keypoints(
             np.testing.assert_allclose(first, camera * [1, -1, -1], atol=1e-5)
         summary = json.loads(person.files["json"].read_text())
         assert len(summary["global_orient"]) == 1 and "vertices" not in summary
-        assert summary["reprojection_error_after"] == pytest.approx(person.reprojection_error_after, rel=1e-5)
+        after = person.reprojection_error_after
+        assert summary["reprojection_error_after"] == pytest.approx(after, rel=1e-5)
         overlay = np.asarray(Image.open(person.files["overlay"]))
         original = np.asarray(Image.open(image))
         assert overlay.shape == original.shape
@@ -151,3 +152,20 @@ def test_real_photograph(tmp_path: Path, make_model: Callable[..., ProHMR]) -> N
     (person,) = report.people
     assert person.keypoints_used == 15  # 17 COCO joints minus the two hips
     assert person.reprojection_error_after < 0.5 * person.reprojection_error_before
+
+
+def test_prohmr_fit_command_line(
+    tmp_path: Path, make_model: Callable[..., ProHMR], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prohmr.cli import main
+
+    model = make_model(torch.float32)
+    checkpoint = save_model(model, tmp_path / "model.pt")
+    image = _scene(tmp_path, model, [_person(model, (100, 80), 120)])
+    out = tmp_path / "cli"
+    assert main(["fit", "--image", str(image), "--model", str(checkpoint), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "error before (px)" in printed and "fitted 1 people" in printed
+    assert (out / "person_00.obj").is_file() and (out / "person_00_overlay.png").is_file()
+    assert main(["fit", "--image", str(tmp_path / "none.png"), "--out", str(out)]) == 2
+    assert "image not found" in capsys.readouterr().err

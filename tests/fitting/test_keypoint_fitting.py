@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import pytest
 import torch
 
+from prohmr.constants import IMAGENET_MEAN, IMAGENET_STD
+from prohmr.data.cropping import crop_image, crop_transform
+from prohmr.data.synthetic import generate_samples
 from prohmr.evaluation import pa_mpjpe
 from prohmr.fitting import (
     HIP_JOINTS,
@@ -15,6 +19,7 @@ from prohmr.fitting import (
     fit_keypoints,
 )
 from prohmr.geometry import (
+    axis_angle_to_matrix,
     crop_to_full_frame_translation,
     matrix_to_axis_angle,
     rot6d_to_matrix,
@@ -117,7 +122,8 @@ def test_result_matches_an_independent_computation(make_model: Callable[..., Pro
     torch.testing.assert_close(fit.loss, reprojection + fit.pose_prior_loss + fit.shape_prior_loss)
     # The start: the mode, the head's betas and camera.
     initial_reprojection, initial_error = terms(scene.start_joints_3d, start_translation)
-    torch.testing.assert_close(fit.initial_loss, initial_reprojection + 36.0 * (head.betas[:, 0] ** 2).sum(-1))
+    initial_shape_prior = 36.0 * (head.betas[:, 0] ** 2).sum(-1)
+    torch.testing.assert_close(fit.initial_loss, initial_reprojection + initial_shape_prior)
     torch.testing.assert_close(fit.initial_reprojection_error, initial_error)
     assert fit.mode == "crop" and fit.focal_length == FOCAL
     torch.testing.assert_close(fit.principal_point, torch.full((2, 2), 112.0, dtype=torch.float64))
@@ -127,10 +133,11 @@ def test_result_matches_an_independent_computation(make_model: Callable[..., Pro
 def test_batched_fitting_equals_fitting_each_person_alone(make_model: Callable[..., ProHMR]) -> None:
     model = make_model(torch.float64)
     scene = _scene(model, 3, seed=3)
-    batched = fit_keypoints(model, scene.keypoints, features=scene.features, settings=SHORT)
+    settings = LBFGSSettings(max_steps=3)
+    batched = fit_keypoints(model, scene.keypoints, features=scene.features, settings=settings)
     for index in range(3):
         alone = fit_keypoints(model, scene.keypoints[index : index + 1],
-                              features=scene.features[index : index + 1], settings=SHORT)
+                              features=scene.features[index : index + 1], settings=settings)
         for name in ("z", "betas", "camera_translation", "loss", "joints_3d"):
             # Equal up to the round-off of batched matrix products (1e-16), which L-BFGS
             # amplifies a little over ~100 evaluations.
@@ -224,18 +231,54 @@ def test_full_frame_fitting_in_image_pixels(make_model: Callable[..., ProHMR]) -
     assert (fit.reprojection_error < 0.2 * fit.initial_reprojection_error).all()
 
 
+def test_synthetic_world_images_in_the_full_frame_camera(make_model: Callable[..., ProHMR]) -> None:
+    """Images of the synthetic world (exact labels; at 224 px its camera is ProHMR's
+    full-frame camera): crop, regress, fit to the true keypoints in image pixels."""
+    model = make_model(torch.float32)
+    samples = generate_samples([0, 1, 2], image_size=CROP, seed=3)
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.tensor(np.stack([getattr(sample, name) for sample in samples]))
+
+    rotations = axis_angle_to_matrix(stack("body_pose").reshape(3, 24, 3))
+    with torch.no_grad():
+        truth = model.body_model(rotations[:, :1], rotations[:, 1:], stack("betas"))
+    camera = truth.joints + stack("camera_translation")[:, None]
+    keypoints = stack("keypoints_2d")
+    torch.testing.assert_close(FOCAL * camera[..., :2] / camera[..., 2:] + CROP / 2,
+                               keypoints[..., :2], atol=1e-3, rtol=0)
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    crops = []
+    for sample in samples:
+        transform = crop_transform(sample.center, 200 * sample.scale, 0.0, CROP)
+        pixels = torch.tensor(crop_image(sample.image, transform, CROP), dtype=torch.float32)
+        crops.append((pixels.permute(2, 0, 1) / 255 - mean) / std)
+    crops = torch.stack(crops)
+    fit = fit_keypoints(
+        model, keypoints, images=crops, mode="full_frame", box_center=stack("center"),
+        box_size=200 * stack("scale"), image_size=torch.full((3, 2), float(CROP)),
+        use_hips=True, settings=LBFGSSettings(max_steps=6),
+    )
+    assert (fit.reprojection_error < 0.1 * fit.initial_reprojection_error).all()
+    with torch.no_grad():
+        start = model.predict_from_features(model.features(crops), z=torch.zeros(3, 1, 144))
+    joints_3d = stack("keypoints_3d")[..., :3]
+    assert (pa_mpjpe(fit.joints_3d, joints_3d) < pa_mpjpe(start.joints_3d[:, 0], joints_3d)).all()
+
+
 def test_prior_keeps_poses_plausible_with_noisy_and_missing_keypoints(
     make_model: Callable[..., ProHMR], pose_mean: Callable[..., torch.Tensor]
 ) -> None:
     """Half the joints missing, 6 px noise: without the ‖z‖² term the pose leaves the
     distribution the prior was built on (measured independently, in axis-angle space)."""
     model = make_model(torch.float64)
-    scene = _scene(model, 4, seed=8, z_scale=0.5)
+    scene = _scene(model, 3, seed=8, z_scale=0.5)
     generator = torch.Generator().manual_seed(9)
     noisy = scene.keypoints.clone()
-    noisy[..., :2] += 6.0 / CROP * torch.randn(4, 44, 2, generator=generator, dtype=torch.float64)
-    noisy[..., 2] = (torch.rand(4, 44, generator=generator, dtype=torch.float64) > 0.5).double()
-    settings = LBFGSSettings(max_steps=12)
+    noisy[..., :2] += 6.0 / CROP * torch.randn(3, 44, 2, generator=generator, dtype=torch.float64)
+    noisy[..., 2] = (torch.rand(3, 44, generator=generator, dtype=torch.float64) > 0.5).double()
+    settings = LBFGSSettings(max_steps=10)
     results = {
         weight: fit_keypoints(model, noisy, features=scene.features, use_hips=True,
                               settings=settings, weights=KeypointFitWeights(pose_prior=weight))
@@ -266,7 +309,9 @@ def test_images_give_the_same_fit_as_their_features(make_model: Callable[..., Pr
     torch.testing.assert_close(from_images.z, from_features.z)
 
 
-def test_body25_keypoints_are_padded_with_missing_extra_joints(make_model: Callable[..., ProHMR]) -> None:
+def test_body25_keypoints_are_padded_with_missing_extra_joints(
+    make_model: Callable[..., ProHMR],
+) -> None:
     model = make_model(torch.float64)
     scene = _scene(model, 1, seed=11)
     padded = scene.keypoints.clone()
@@ -316,4 +361,5 @@ def test_only_hip_keypoints_is_an_error_unless_hips_are_used(make_model: Callabl
     with pytest.raises(ValueError, match="use_hips"):
         fit_keypoints(make_model(torch.float32), keypoints, features=torch.zeros(1, 512))
     with pytest.raises(ValueError, match="ProHMR"):
-        fit_keypoints(torch.nn.Linear(2, 2), keypoints, features=torch.zeros(1, 512))  # type: ignore[arg-type]
+        not_a_model: Any = torch.nn.Linear(2, 2)
+        fit_keypoints(not_a_model, keypoints, features=torch.zeros(1, 512))

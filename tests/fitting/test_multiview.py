@@ -32,7 +32,7 @@ def test_views_come_to_agree_with_the_mean_betas(make_model: Callable[..., ProHM
         pose = model.flow.flow.sample(context=features.reshape(6, 512), z=fit.z.reshape(6, 1, 144))
     torch.testing.assert_close(fit.betas, head.betas[:, 0].reshape(2, 3, 10).mean(dim=1))
     torch.testing.assert_close(fit.pose_6d.reshape(6, 144), pose.samples[:, 0])
-    # Loss terms from scratch: 300² Σ‖R − mean R‖² + Σ‖z‖² (no keypoints: no reprojection).
+    # Loss terms from scratch: 300² Σ‖R − mean R‖² + Σ‖z‖² (no keypoints, no reprojection).
     deviation = fit.body_pose - fit.body_pose.mean(dim=1, keepdim=True)
     torch.testing.assert_close(fit.consistency_loss, 300.0**2 * (deviation**2).sum(dim=(1, 2, 3, 4)))
     torch.testing.assert_close(fit.pose_prior_loss, (fit.z**2).sum(dim=(1, 2)))
@@ -66,7 +66,8 @@ def _views_around_a_truth(model: ProHMR, views: int, spread: float, seed: int) -
     dtype = model.flow.flow.dtype
     generator = torch.Generator().manual_seed(seed)
     centre = torch.randn(1, 512, generator=generator, dtype=torch.float64).to(dtype)
-    features = centre + spread * torch.randn(views, 512, generator=generator, dtype=torch.float64).to(dtype)
+    scatter = torch.randn(views, 512, generator=generator, dtype=torch.float64).to(dtype)
+    features = centre + spread * scatter
     eye = torch.eye(3, dtype=dtype).expand(1, 1, 3, 3)
     with torch.no_grad():
         truth = model.predict_from_features(centre, z=torch.zeros(1, 1, 144, dtype=dtype))
@@ -81,7 +82,8 @@ def _views_around_a_truth(model: ProHMR, views: int, spread: float, seed: int) -
     def error(body_pose: torch.Tensor) -> torch.Tensor:
         count = body_pose.shape[0]
         with torch.no_grad():
-            joints = model.body_model(eye.expand(count, 1, 3, 3), body_pose, betas.expand(count, 10)).joints
+            posed = model.body_model(eye.expand(count, 1, 3, 3), body_pose, betas.expand(count, 10))
+            joints = posed.joints
         return mpjpe(joints, true_joints.expand_as(joints))
 
     keypoints = torch.cat([normalised, torch.ones(views, 44, 1, dtype=dtype)], dim=-1)
@@ -114,7 +116,8 @@ def test_subjects_are_independent(make_model: Callable[..., ProHMR]) -> None:
     generator = torch.Generator().manual_seed(1)
     features = torch.randn(2, 2, 512, generator=generator, dtype=torch.float64)
     with torch.no_grad():
-        start = model.predict_from_features(features.reshape(4, 512), z=torch.zeros(4, 1, 144, dtype=torch.float64))
+        z = torch.zeros(4, 1, 144, dtype=torch.float64)
+        start = model.predict_from_features(features.reshape(4, 512), z=z)
     keypoints = torch.cat([start.joints_2d[:, 0] + 0.01, torch.ones(4, 44, 1, dtype=torch.float64)], -1)
     keypoints = keypoints.reshape(2, 2, 44, 3)
     settings = LBFGSSettings(max_steps=3)

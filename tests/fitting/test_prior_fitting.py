@@ -64,7 +64,8 @@ def test_recovers_a_known_pose_from_its_3d_joints(
     torch.testing.assert_close(fit.pose_prior_loss, 1e-4 * (fit.z**2).sum(-1))
     with torch.no_grad():
         pose = trained_prior.sample(z=fit.z[:, 0, None])
-    torch.testing.assert_close(fit.body_pose[:, 0], rot6d_to_matrix(pose.samples[:, 0].reshape(3, 24, 6))[:, 1:])
+    rotations = rot6d_to_matrix(pose.samples[:, 0].reshape(3, 24, 6))
+    torch.testing.assert_close(fit.body_pose[:, 0], rotations[:, 1:])
     torch.testing.assert_close(fit.prior_log_prob[:, 0], pose.log_prob[:, 0])
 
 
@@ -115,14 +116,16 @@ def test_2d_fitting_matches_the_keypoints(
     keypoints = _keypoints(body, people)
     size = torch.tensor(IMAGE, dtype=torch.float64).expand(2, 2)
     fit = fit_prior_keypoints_2d(trained_prior, body, keypoints, size, use_hips=True,
+                                 weights=PriorFitWeights(pose_prior=1.0, shape_prior=2.0),
                                  settings=LBFGSSettings(max_steps=6))
     projected = FOCAL * fit.joints[:, 0, :, :2] / fit.joints[:, 0, :, 2:] + 0.5 * size[:, None]
     error = (projected - keypoints[..., :2]).norm(dim=-1).mean(dim=-1)
-    assert (error < 3.0).all()
+    assert (error < 4.0).all()  # pixels of a 1000 x 800 image
     residual = projected - keypoints[..., :2]
     gmof = 100.0**2 * residual**2 / (100.0**2 + residual**2)
     torch.testing.assert_close(fit.data_loss[:, 0], (1000.0 / 1000.0) ** 2 * gmof.sum(dim=(-1, -2)))
-    torch.testing.assert_close(fit.shape_prior_loss[:, 0], 36.0 * (fit.betas[:, 0] ** 2).sum(-1))
+    torch.testing.assert_close(fit.shape_prior_loss[:, 0], 4.0 * (fit.betas[:, 0] ** 2).sum(-1))
+    torch.testing.assert_close(fit.pose_prior_loss[:, 0], (fit.z[:, 0] ** 2).sum(-1))
 
 
 def test_the_prior_keeps_2d_fits_plausible_under_noise(
@@ -155,7 +158,8 @@ def test_the_prior_keeps_2d_fits_plausible_under_noise(
         return (deviation**2).mean(dim=(-1, -2)) / 0.3**2  # about 1 for training poses
 
     with_prior, without = fits[4.0], fits[0.0]
-    assert implausibility(with_prior.body_pose[:, 0]).mean() < 0.7 * implausibility(without.body_pose[:, 0]).mean()
+    plausible = implausibility(with_prior.body_pose[:, 0]).mean()
+    assert plausible < 0.7 * implausibility(without.body_pose[:, 0]).mean()
     assert (with_prior.prior_log_prob[:, 0] > without.prior_log_prob[:, 0]).all()
     # Both still explain the keypoints: the prior does not simply override them.
     assert (with_prior.data_loss[:, 0] < 2.0 * without.data_loss[:, 0]).all()
@@ -173,7 +177,8 @@ def test_inputs_and_prior_are_left_unchanged(
     trained_prior.train()
     state = {name: value.clone() for name, value in trained_prior.state_dict().items()}
     fit_prior_keypoints_2d(trained_prior, body, keypoints, torch.tensor([IMAGE], dtype=torch.float64),
-                           settings=LBFGSSettings(max_steps=1), camera_settings=LBFGSSettings(max_steps=1))
+                           settings=LBFGSSettings(max_steps=1),
+                           camera_settings=LBFGSSettings(max_steps=1))
     assert torch.equal(keypoints, copy)
     assert trained_prior.training
     assert all(torch.equal(value, state[name]) for name, value in trained_prior.state_dict().items())
@@ -197,12 +202,13 @@ def test_bad_inputs_are_rejected(
     with pytest.raises(ValueError, match="num_hypotheses"):
         fit_prior_joints_3d(trained_prior, body, targets, num_hypotheses=0)
     with pytest.raises(ValueError, match="at least 3 joints"):
-        fit_prior_joints_3d(trained_prior, body, torch.cat([targets, torch.zeros(1, 44, 1, dtype=torch.float64)], -1))
+        unconfident = torch.cat([targets, torch.zeros(1, 44, 1, dtype=torch.float64)], dim=-1)
+        fit_prior_joints_3d(trained_prior, body, unconfident)
     with pytest.raises(ValueError, match="image_size"):
         fit_prior_keypoints_2d(trained_prior, body, torch.ones(1, 44, 3, dtype=torch.float64),
                                torch.zeros(1, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="NaN"):
-        fit_prior_keypoints_2d(trained_prior, body, torch.full((1, 44, 3), float("nan"), dtype=torch.float64),
-                               torch.ones(1, 2, dtype=torch.float64))
+        nan = torch.full((1, 44, 3), float("nan"), dtype=torch.float64)
+        fit_prior_keypoints_2d(trained_prior, body, nan, torch.ones(1, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="pose_prior"):
         PriorFitWeights(pose_prior=-1.0, shape_prior=1.0)
