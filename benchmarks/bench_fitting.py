@@ -35,7 +35,7 @@ import torch
 
 from prohmr.constants import NUM_BETAS
 from prohmr.fitting import KeypointFitWeights, LBFGSSettings, fit_keypoints, gmof
-from prohmr.geometry import axis_angle_to_matrix, perspective_projection, rot6d_to_matrix
+from prohmr.geometry import axis_angle_to_matrix, perspective_projection
 from prohmr.models.config import ProHMRConfig
 from prohmr.models.prohmr import ProHMR
 
@@ -165,7 +165,8 @@ def main() -> None:
         f"{images} images one at a time, {batch} people batched"
     )
     print()
-    print("| case | time per image (s) | evaluations per image | ms per evaluation | final loss (mean) | people/s |")
+    print("| case | time per image (s) | evaluations per image | ms per evaluation | "
+          "final loss (mean) | people/s |")
     print("|---|---:|---:|---:|---:|---:|")
     print(
         f"| reference, one image at a time | {reference_per_image:.2f} | "
