@@ -12,13 +12,15 @@ same function; the script checks that before timing. Cases (ProHMR's default siz
 
 It prints median times (project and reference runs interleaved), the ratio
 reference/project, and the project's GFLOP/s against the float32 matmul rate of a
-4096x1024 @ 1024x1024 product timed between the runs (so both see the same background
-load). "Needed" FLOPs count what the computation requires:
-with ``N`` samples per context the context half of each coupling net's initial layer is
-needed once per context, not once per sample; a training step counts 3x the forward.
+4096x1024 @ 1024x1024 product into a preallocated output, timed between the runs (so all
+see the same background load). "Needed" FLOPs count what the computation requires: with
+``N`` samples per context the context half of each coupling net's initial layer is needed
+once per context, not once per sample; a training step counts 3x the forward. The last
+column is the project's time over the time those FLOPs take at the matmul rate.
 
 Run: ``python benchmarks/bench_flow.py`` (or ``make bench``). Set ``PROHMR_BENCH_THREADS``
-to change the thread count (default 2, this project's CPU machine).
+to change the CPU thread count (default 2, this project's CPU machine) and
+``PROHMR_BENCH_DEVICE=cuda`` to time on a GPU.
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def randomise(flow: ConditionalGlow, generator: torch.Generator) -> None:
                 buffer.fill_(True)
 
 
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class MatmulClock:
     """The float32 matmul rate, sampled between the timed runs.
 
@@ -108,16 +115,23 @@ class MatmulClock:
     runs made under the same background load, which matters on a shared machine.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device) -> None:
         m, k, n = MATMUL_SHAPE
-        self.a, self.b = torch.randn(m, k), torch.randn(k, n)
+        self.device = device
+        self.a = torch.randn(m, k, device=device)
+        self.b = torch.randn(k, n, device=device)
+        # A preallocated output: the rate of the product itself, without page-faulting a
+        # fresh 16 MB result on every call.
+        self.out = torch.empty(m, n, device=device)
         self.times: list[float] = []
         for _ in range(3):
-            torch.mm(self.a, self.b)
+            torch.mm(self.a, self.b, out=self.out)
 
     def tick(self) -> None:
+        synchronise(self.device)
         start = time.perf_counter()
-        torch.mm(self.a, self.b)
+        torch.mm(self.a, self.b, out=self.out)
+        synchronise(self.device)
         self.times.append(time.perf_counter() - start)
 
     @property
@@ -140,8 +154,10 @@ def paired_times(
     for repeat in range(repeats):
         order = [(project, project_times), (reference, reference_times)]
         for function, times in order if repeat % 2 == 0 else order[::-1]:
+            synchronise(clock.device)
             start = time.perf_counter()
             function()
+            synchronise(clock.device)
             times.append(time.perf_counter() - start)
             clock.tick()
     return statistics.median(project_times), statistics.median(reference_times)
@@ -168,6 +184,7 @@ def needed_flops(num_contexts: int, per_context: int, passes: float = 1.0) -> fl
 
 def main() -> None:
     threads = int(os.environ.get("PROHMR_BENCH_THREADS", "2"))
+    device = torch.device(os.environ.get("PROHMR_BENCH_DEVICE", "cpu"))
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     generator = torch.Generator().manual_seed(0)
@@ -177,11 +194,11 @@ def main() -> None:
     randomise(project, generator)
     reference = build_reference()
     reference.load_state_dict(project.state_dict())
-    project.eval()
-    reference.eval()
+    project.to(device).eval()
+    reference.to(device).eval()
 
-    contexts = torch.randn(64, CONTEXT, generator=generator)
-    poses = torch.randn(64, 2, FEATURES, generator=generator)
+    contexts = torch.randn(64, CONTEXT, generator=generator).to(device)
+    poses = torch.randn(64, 2, FEATURES, generator=generator).to(device)
     with torch.no_grad():
         ours, _ = project.log_prob(poses, contexts)
         theirs = reference.log_prob(
@@ -191,7 +208,7 @@ def main() -> None:
     if gap > 1e-2:
         raise SystemExit(f"project and reference disagree: max |log_prob gap| = {gap}")
 
-    clock = MatmulClock()
+    clock = MatmulClock(device)
     rows: list[tuple[str, float, float, float]] = []
 
     def run(name: str, mine: Callable[[], object], stock: Callable[[], object],
@@ -228,8 +245,8 @@ def main() -> None:
 
     project.train()
     reference.train()
-    train_x = torch.randn(128, FEATURES, generator=generator)
-    train_context = torch.randn(128, CONTEXT, generator=generator)
+    train_x = torch.randn(128, FEATURES, generator=generator).to(device)
+    train_context = torch.randn(128, CONTEXT, generator=generator).to(device)
 
     def project_step() -> None:
         project.zero_grad(set_to_none=True)
@@ -248,10 +265,13 @@ def main() -> None:
     )
 
     rate = clock.rate
-    cpu = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        machine = torch.cuda.get_device_name(device)
+    else:
+        machine = f"{threads} threads, {platform.processor() or platform.machine()}"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
-        f"torch {torch.__version__}, {threads} threads, {cpu}, load average {load}; "
+        f"torch {torch.__version__}, {machine}, load average {load}; "
         f"float32 matmul {MATMUL_SHAPE}: {rate / 1e9:.1f} GFLOP/s"
     )
     print()

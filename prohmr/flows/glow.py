@@ -174,6 +174,14 @@ class ConditionalGlow(nn.Module):
         return self.context_features > 0
 
     @property
+    def initialized(self) -> bool:
+        """Whether every ActNorm layer has been data-initialised (or loaded so)."""
+        return all(
+            bool(self._transform._transforms[index].initialized)
+            for index in range(0, len(self._transform._transforms), _TRANSFORMS_PER_LAYER)
+        )
+
+    @property
     def dtype(self) -> torch.dtype:
         """Floating dtype of the parameters (inputs are converted to it)."""
         return self._transform._transforms[0].log_scale.dtype

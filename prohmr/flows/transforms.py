@@ -14,14 +14,19 @@ attribute names, so that state-dict keys match the original checkpoints:
   also feeds it to every block through a gated context layer), the final layer starts
   near zero, and a :class:`~prohmr.flows.context.FlowContext` replaces the context half of
   the initial layer by a precomputed projection.
-
 - :class:`AdditiveCoupling`: stock ``AdditiveCouplingTransform`` without its unit scale
   (``x * 1 + shift`` and ``sum(log 1)`` are exactly ``x + shift`` and 0, in fewer passes).
+
+Speed-ups that leave the numbers unchanged up to round-off (measured, see
+``docs/benchmarks.md``): eval-mode BatchNorm as one multiply-add, in-place ReLU and skip,
+eval-mode chunking of large batches, one LU product per call for large batches, and no
+gradient for a context that does not need one.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +42,7 @@ from prohmr.flows.context import FlowContext
 __all__ = [
     "ACTNORM_MIN_STD",
     "BATCH_NORM_EPS",
+    "EVAL_CHUNK_ELEMENTS",
     "FINAL_LAYER_INIT_SCALE",
     "ActNorm",
     "AdditiveCoupling",
@@ -50,6 +56,9 @@ __all__ = [
 ACTNORM_MIN_STD: float = 1e-3
 #: BatchNorm eps inside the coupling nets (PyTorch's default, as in the original fork).
 BATCH_NORM_EPS: float = 1e-5
+#: In eval mode a coupling net processes at most this many hidden activations (rows x
+#: hidden features) at a time: 4 MB in float32, small enough to stay in cache.
+EVAL_CHUNK_ELEMENTS: int = 2**20
 #: The final layer of a coupling net is initialised U(±scale/√hidden), weight and bias, so
 #: that every coupling starts close to the identity.
 FINAL_LAYER_INIT_SCALE: float = 0.01
@@ -218,8 +227,8 @@ class ResidualBlock(_NflowsResidualBlock):
         return torch.addcmul(shift, inputs, scale)
 
     def forward(self, inputs: torch.Tensor, context: None = None) -> torch.Tensor:
-        # In-place ReLU and skip-add are safe for autograd here (neither BatchNorm nor a
-        # linear layer saves its output) and save two passes over (M, H) per block.
+        # In-place ReLU and skip-add are safe for autograd here (neither the normalisation
+        # nor a linear layer saves its output) and save two passes over (M, H) per block.
         if self.use_batch_norm:
             temps = self._normalise(0, inputs).relu_()
         else:
@@ -284,6 +293,11 @@ class ResidualNet(nn.Module):
     ) -> torch.Tensor:
         """Shift for the transformed half.
 
+        In eval mode the rows are independent, and large batches run in chunks of
+        :data:`EVAL_CHUNK_ELEMENTS` hidden activations: each chunk's activations stay in
+        cache and reuse the allocator's blocks, where whole-batch activations of tens of MB
+        are freshly page-faulted by every operation (about 10 % of the time at 4096 rows).
+
         *Arguments*
             inputs: ``(M, D_id)`` passed-through features; with a :class:`FlowContext` of
                 ``B`` rows, ``M = B * N`` rows ordered context-major (row ``b * N + n``).
@@ -293,16 +307,102 @@ class ResidualNet(nn.Module):
         *Returns*
             ``(M, D_tr)``.
         """
-        if isinstance(context, FlowContext):
-            projection = context.projection(self)
-            temps = F.linear(inputs, self.initial_layer.weight[:, : self.in_features])
-            temps.view(projection.shape[0], -1, self.hidden_features).add_(
-                projection.unsqueeze(1)
-            )
+        projection = context.projection(self) if isinstance(context, FlowContext) else None
+        rows = context if projection is None else None
+        chunk = max(1, EVAL_CHUNK_ELEMENTS // self.hidden_features)
+        if self.training or inputs.shape[0] <= chunk:
+            return self._run(inputs, rows, projection)
+        return torch.cat(
+            [self._run(*piece) for piece in _chunks(inputs, rows, projection, chunk)]
+        )
+
+    def _run(
+        self,
+        inputs: torch.Tensor,
+        context: torch.Tensor | None,
+        projection: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The net on ``M`` rows given per-row context, per-context projections, or neither."""
+        if projection is not None:
+            weight = self.initial_layer.weight[:, : self.in_features]
+            if projection.shape[0] == 1:
+                temps = F.linear(inputs, weight, projection[0])
+            else:
+                temps = F.linear(inputs, weight)
+                temps.view(projection.shape[0], -1, self.hidden_features).add_(
+                    projection.unsqueeze(1)
+                )
         elif context is None:
             temps = self.initial_layer(inputs)
         else:
-            temps = self.initial_layer(torch.cat((inputs, context), dim=1))
+            temps = _JoinedLinear.apply(
+                inputs, context, self.initial_layer.weight, self.initial_layer.bias
+            )
         for block in self.blocks:
             temps = block(temps)
         return self.final_layer(temps)
+
+
+class _JoinedLinear(torch.autograd.Function):
+    """``Linear(cat(inputs, context))`` whose backward skips the context's gradient.
+
+    Plain autograd differentiates the concatenated input as a whole, so it computes the
+    ``(M, C)`` context gradient even when the context does not require grad (frozen image
+    features, fitting) and then drops it: about 10 % of a training step's FLOPs at the
+    default size. Here each part is computed only when needed. The backward is made of
+    differentiable operations, so higher-order gradients still work.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        inputs: torch.Tensor,
+        context: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(inputs, context, weight)
+        return F.linear(torch.cat((inputs, context), dim=1), weight, bias)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        inputs, context, weight = ctx.saved_tensors
+        split = inputs.shape[1]
+        needs_inputs, needs_context, needs_weight, needs_bias = ctx.needs_input_grad
+        # The concatenation is redone here (it is small) rather than saved, so that it stays
+        # connected to the inputs for double backward.
+        return (
+            grad @ weight[:, :split] if needs_inputs else None,
+            grad @ weight[:, split:] if needs_context else None,
+            grad.t() @ torch.cat((inputs, context), dim=1) if needs_weight else None,
+            grad.sum(dim=0) if needs_bias else None,
+        )
+
+
+def _chunks(
+    inputs: torch.Tensor,
+    context: torch.Tensor | None,
+    projection: torch.Tensor | None,
+    chunk: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+    """Consecutive row chunks of at most ``chunk`` rows, each with its context rows or the
+    projections of the contexts it covers (whole contexts, or part of a single one)."""
+    if projection is None:
+        for start in range(0, inputs.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            yield inputs[rows], None if context is None else context[rows], None
+        return
+    per_context = inputs.shape[0] // projection.shape[0]
+    if per_context >= chunk:
+        for index in range(projection.shape[0]):
+            for start in range(0, per_context, chunk):
+                stop = min(start + chunk, per_context)
+                offset = index * per_context
+                yield inputs[offset + start : offset + stop], None, projection[index : index + 1]
+        return
+    contexts = chunk // per_context
+    for first in range(0, projection.shape[0], contexts):
+        rows = slice(first * per_context, (first + contexts) * per_context)
+        yield inputs[rows], None, projection[first : first + contexts]

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prohmr.flows import ACTNORM_MIN_STD, ConditionalGlow, FlowContext, FlowSample
+from prohmr.flows import ACTNORM_MIN_STD, ConditionalGlow, FlowContext, FlowSample, transforms
 
 
 def base_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -236,6 +236,7 @@ def test_actnorm_initialises_once_in_training_mode(make_flow, config):
         context = torch.randn(16, flow.context_features, dtype=torch.float64)
     actnorms = flow._transform._transforms[::3]
     assert not any(bool(actnorm.initialized) for actnorm in actnorms)
+    assert not flow.initialized
 
     flow.eval()
     flow.log_prob(x, context)  # eval mode never initialises
@@ -244,7 +245,7 @@ def test_actnorm_initialises_once_in_training_mode(make_flow, config):
     flow.train()
     log_prob, z = flow.log_prob(x, context)
     assert torch.isfinite(log_prob).all() and torch.isfinite(z).all()
-    assert all(bool(actnorm.initialized) for actnorm in actnorms)
+    assert all(bool(actnorm.initialized) for actnorm in actnorms) and flow.initialized
     std = x.std(dim=0).clamp_min(ACTNORM_MIN_STD)  # unbiased, as the original
     torch.testing.assert_close(actnorms[0].log_scale, -std.log())
     torch.testing.assert_close(actnorms[0].shift, -(x / std).mean(dim=0))
@@ -429,3 +430,21 @@ def test_input_validation(make_flow, config):
 def test_constructor_validation(kwargs: dict[str, Any]):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ConditionalGlow(**{**dict(features=4, hidden_features=4, context_features=2), **kwargs})
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 4, 12])
+def test_eval_chunking_matches_whole_batch(make_flow, flow_inputs, monkeypatch, chunk_rows):
+    flow = make_flow(torch.float64)
+    x, context = flow_inputs(flow, batch=3, num=5)
+    latents = torch.randn(3, 5, flow.features, dtype=torch.float64)
+    whole_log_prob, whole_z = flow.log_prob(x, context)
+    whole_rows, _ = flow.log_prob(x[:, 0], context)  # one row per context: plain rows path
+    whole_samples = flow.sample(context=context, z=latents).samples
+
+    monkeypatch.setattr(transforms, "EVAL_CHUNK_ELEMENTS", chunk_rows * flow.hidden_features)
+    log_prob, z = flow.log_prob(x, context)
+    torch.testing.assert_close(z, whole_z, rtol=0, atol=1e-12)
+    torch.testing.assert_close(log_prob, whole_log_prob, rtol=0, atol=1e-10)
+    torch.testing.assert_close(flow.log_prob(x[:, 0], context)[0], whole_rows, rtol=0, atol=1e-10)
+    samples = flow.sample(context=context, z=latents).samples
+    torch.testing.assert_close(samples, whole_samples, rtol=0, atol=1e-12)

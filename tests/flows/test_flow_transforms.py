@@ -14,6 +14,7 @@ from prohmr.flows import (
     LULinear,
     ResidualNet,
     coupling_mask,
+    transforms,
 )
 
 
@@ -124,3 +125,23 @@ def test_coupling_net_initialisation():
     default_bound = 1 / (72 + 2048) ** 0.5  # nn.Linear's default, as the original
     assert net.initial_layer.weight.abs().max() <= default_bound
     assert net.initial_layer.weight.abs().max() > 0.9 * default_bound
+
+
+@pytest.mark.parametrize("context_grad", [True, False], ids=["context-grad", "frozen-context"])
+def test_joined_initial_layer_gradients(context_grad):
+    torch.manual_seed(0)
+    net = ResidualNet(3, 2, 5, 4, num_blocks=1, use_batch_norm=False).double()
+    inputs = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    context = torch.randn(6, 4, dtype=torch.float64, requires_grad=context_grad)
+    weight, bias = net.initial_layer.weight, net.initial_layer.bias
+
+    def joined(x, c, w, b):
+        return transforms._JoinedLinear.apply(x, c, w, b)
+
+    arguments = (inputs, context, weight, bias)
+    assert torch.autograd.gradcheck(joined, arguments)
+    assert torch.autograd.gradgradcheck(joined, arguments)
+    expected = torch.nn.functional.linear(torch.cat((inputs, context), 1), weight, bias)
+    torch.testing.assert_close(joined(*arguments), expected)
+    net(inputs, context).sum().backward()
+    assert (context.grad is not None) == context_grad
