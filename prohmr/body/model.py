@@ -22,9 +22,9 @@ import contextlib
 import io
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import smplx
@@ -32,6 +32,7 @@ import torch
 from smplx.utils import Struct
 from torch import nn
 
+from prohmr._utils import DictLikeOutput
 from prohmr.body.joints import (
     EXTRA_JOINT_NAMES,
     NUM_PROHMR_JOINTS,
@@ -68,7 +69,7 @@ PathLike = Union[str, os.PathLike]
 
 
 @dataclass(eq=False)
-class BodyOutput:
+class BodyOutput(DictLikeOutput):
     """What :class:`BodyModel` returns; also readable like a dict (``out["vertices"]``).
 
     *Fields*
@@ -80,36 +81,6 @@ class BodyOutput:
     vertices: torch.Tensor
     joints: torch.Tensor
     smpl_joints: torch.Tensor
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(fields(self))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
-
-    def keys(self) -> list[str]:
-        """Field names, in declaration order."""
-        return [field.name for field in fields(self)]
-
-    def values(self) -> list[torch.Tensor]:
-        """Field values, in declaration order."""
-        return [getattr(self, name) for name in self.keys()]
-
-    def items(self) -> list[tuple[str, torch.Tensor]]:
-        """``(name, value)`` pairs, in declaration order."""
-        return [(name, getattr(self, name)) for name in self.keys()]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The field ``key``, or ``default`` if there is no such field."""
-        return getattr(self, key) if key in self.keys() else default
 
 
 def _procedural_default_dir() -> Path:

@@ -11,7 +11,6 @@ features. Results are ``(B, N, ...)``; rows are flattened context-major for the 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -20,6 +19,7 @@ from nflows.distributions import StandardNormal
 from nflows.transforms import CompositeTransform
 from torch import nn
 
+from prohmr._utils import autocast_disabled
 from prohmr.constants import POSE_6D_DIM
 from prohmr.flows.context import FlowContext
 from prohmr.flows.transforms import (
@@ -57,13 +57,6 @@ class FlowSample:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter((self.samples, self.log_prob, self.z))
-
-
-def _autocast_disabled(device: torch.device) -> contextlib.AbstractContextManager[None]:
-    """Leave any autocast region: the flow always runs in its own dtype (SPEC §4.1)."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
@@ -274,7 +267,7 @@ class ConditionalGlow(nn.Module):
                 "(context_features=0)"
             )
         device = context.device if isinstance(context, torch.Tensor) else self.device
-        with _autocast_disabled(device):
+        with autocast_disabled(device):
             context = self._check_context_tensor(context, "precompute_context")
             projections = {net: net.project_context(context) for net in self.coupling_nets()}
         return FlowContext.from_projections(context, projections)
@@ -294,7 +287,7 @@ class ConditionalGlow(nn.Module):
         *Returns*
             ``log_prob`` ``(B,)`` or ``(B, N)``, and ``z`` with the shape of ``x``.
         """
-        with _autocast_disabled(x.device if isinstance(x, torch.Tensor) else self.device):
+        with autocast_disabled(x.device if isinstance(x, torch.Tensor) else self.device):
             x = self._as_input(x, "x", "log_prob")
             if x.ndim not in (2, 3) or x.shape[-1] != self.features:
                 raise ValueError(
@@ -332,7 +325,7 @@ class ConditionalGlow(nn.Module):
         """
         reference = context.context if isinstance(context, FlowContext) else context
         device = reference.device if isinstance(reference, torch.Tensor) else self.device
-        with _autocast_disabled(device):
+        with autocast_disabled(device):
             if z is not None:
                 z = self._as_input(z, "z", "sample")
                 if z.ndim != 3 or z.shape[-1] != self.features:

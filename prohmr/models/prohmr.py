@@ -20,18 +20,19 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
+from prohmr._utils import DictLikeOutput, autocast_disabled
 from prohmr.body.model import BodyModel, create_body_model, load_mean_params
 from prohmr.constants import POSE_6D_DIM
 from prohmr.geometry import perspective_projection, weak_perspective_to_translation
 from prohmr.models.backbones import create_backbone
 from prohmr.models.config import ProHMRConfig
-from prohmr.models.smpl_flow import SMPLFlow, SMPLFlowOutput, _autocast_disabled, _DictLikeOutput
+from prohmr.models.smpl_flow import SMPLFlow, SMPLFlowOutput
 
 __all__ = ["ProHMR", "ProHMROutput"]
 
 
 @dataclass(eq=False)
-class ProHMROutput(_DictLikeOutput):
+class ProHMROutput(DictLikeOutput):
     """What :class:`ProHMR` returns; also readable like a dict (``out["vertices"]``).
 
     ``B`` images, ``N`` samples per image, ``V`` vertices, ``C`` feature size. Betas and
@@ -234,7 +235,7 @@ class ProHMR(nn.Module):
         params = self.flow(
             features, num_samples, z, mode_first=mode_first, generator=generator
         )
-        with _autocast_disabled(params.pose_6d.device):
+        with autocast_disabled(params.pose_6d.device):
             return self._complete(params, features.to(params.pose_6d.dtype))
 
     def _complete(self, params: SMPLFlowOutput, features: torch.Tensor) -> ProHMROutput:

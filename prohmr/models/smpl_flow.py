@@ -13,13 +13,13 @@ Attribute names follow the original (``flow``, ``fc_head``), so inside
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, fields
-from typing import Any, Iterator, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
 
+from prohmr._utils import DictLikeOutput, autocast_disabled
 from prohmr.body.model import load_mean_params
 from prohmr.constants import NUM_BODY_JOINTS, NUM_SMPL_JOINTS, POSE_6D_DIM
 from prohmr.flows import ConditionalGlow
@@ -32,49 +32,8 @@ __all__ = ["SMPLFlow", "SMPLFlowOutput"]
 _ROT6D = 6
 
 
-class _DictLikeOutput:
-    """Read access by field name (``out["betas"]``), like ``smplx``'s outputs."""
-
-    def keys(self) -> list[str]:
-        """Field names, in declaration order."""
-        return [field.name for field in fields(self)]  # type: ignore[arg-type]
-
-    def values(self) -> list[Any]:
-        """Field values, in declaration order."""
-        return [getattr(self, name) for name in self.keys()]
-
-    def items(self) -> list[tuple[str, Any]]:
-        """``(name, value)`` pairs, in declaration order."""
-        return [(name, getattr(self, name)) for name in self.keys()]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The field ``key``, or ``default`` if there is no such field."""
-        return getattr(self, key) if key in self.keys() else default
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-
-def _autocast_disabled(device: torch.device) -> contextlib.AbstractContextManager[None]:
-    """Leave any autocast region (the heads and the body model run in full precision)."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
-
-
 @dataclass(eq=False)
-class SMPLFlowOutput(_DictLikeOutput):
+class SMPLFlowOutput(DictLikeOutput):
     """What :class:`SMPLFlow` returns; also readable like a dict (``out["betas"]``).
 
     ``B`` images, ``N`` samples per image. ``betas`` and ``cam`` are per image: all samples
@@ -287,7 +246,7 @@ class SMPLFlow(nn.Module):
         features = self._check_features(features, "forward")
         batch_size = features.shape[0]
         latents = self._latents(batch_size, num_samples, z, mode_first, generator, features.device)
-        with _autocast_disabled(features.device):
+        with autocast_disabled(features.device):
             if latents is None:
                 drawn = self.flow.sample(
                     1 if num_samples is None else num_samples, features, generator=generator
@@ -366,7 +325,7 @@ class SMPLFlow(nn.Module):
                     f"{(*global_orient.shape[:-3], NUM_BODY_JOINTS, 3, 3)} to match "
                     f"`global_orient`, got {tuple(body_pose.shape)}"
                 )
-            with _autocast_disabled(features.device):
+            with autocast_disabled(features.device):
                 rotations = torch.cat([global_orient, body_pose], dim=-3).to(self.flow.dtype)
                 pose_6d = matrix_to_rot6d(rotations, layout="prohmr").flatten(-2)
         if pose_6d.shape[0] != batch_size:

@@ -32,11 +32,13 @@ caller pins it (one thread per data worker is fastest on small CPUs).
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, fields
-from typing import Any, Iterator, Sequence, Union
+from dataclasses import dataclass
+from typing import Sequence, Union
 
 import torch
 from torch import Tensor
+
+from prohmr._utils import DictLikeOutput
 
 __all__ = [
     "BACKGROUND_DEPTH",
@@ -66,23 +68,8 @@ _FACE_MASK: int = (1 << _FACE_BITS) - 1
 CameraParameter = Union[float, Sequence[float], Tensor]
 
 
-class _FieldAccess:
-    """Lets output dataclasses also be read like dicts (``out["mask"]``, ``dict(out)``)."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> list[str]:
-        return [field.name for field in fields(self)]  # type: ignore[arg-type]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-
 @dataclass
-class Fragments(_FieldAccess):
+class Fragments(DictLikeOutput):
     """Per-pixel result of :func:`rasterize`.
 
     Attributes:

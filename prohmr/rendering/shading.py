@@ -18,7 +18,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from prohmr.rendering.rasterizer import NEAR_PLANE, CameraParameter, _FieldAccess, _rasterize
+from prohmr._utils import DictLikeOutput
+from prohmr.rendering.rasterizer import NEAR_PLANE, CameraParameter, _rasterize
 
 __all__ = [
     "DEFAULT_MESH_COLOR",
@@ -45,7 +46,7 @@ NORMAL_EPS: float = 1e-12
 
 
 @dataclass
-class RenderOutput(_FieldAccess):
+class RenderOutput(DictLikeOutput):
     """Result of :func:`render_mesh`.
 
     Attributes:
