@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_fast_dev_run_end_to_end(
-    tiny_config: dict[str, Any], write_yaml: Callable[..., Path]
+    tiny_config: dict[str, Any], write_yaml: Callable[..., Path], precision: str
 ) -> None:
     path = write_yaml(tiny_config)
-    assert main(["fit", "--config", str(path), "--trainer.fast_dev_run=1"]) == 0
+    arguments = ["fit", "--config", str(path), "--trainer.fast_dev_run=1"]
+    assert main([*arguments, f"--trainer.precision={precision}"]) == 0
 
 
 def test_without_mocap_the_adversarial_prior_is_skipped(
@@ -48,6 +50,7 @@ def _train_steps(path: Path) -> list[int]:
     return sorted({int(row["step"]) for row in _read_csv(path) if row.get("train/loss")})
 
 
+@pytest.mark.slow  # two short runs that write four 135 MB checkpoints
 def test_checkpoint_resume_and_export(
     tiny_config: dict[str, Any], write_yaml: Callable[..., Path], tmp_path: Path
 ) -> None:
