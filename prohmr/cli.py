@@ -55,6 +55,19 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from prohmr.evaluation.evaluator import run_eval_command
+
+    lines = run_eval_command(
+        args.model, args.dataset, args.image_root, args.protocol, args.num_samples, args.out,
+        args.device, args.max_items, args.trust_checkpoint,
+        min_of_n=args.min_of_n, kmeans=args.kmeans, batch_size=args.batch_size, seed=args.seed,
+    )
+    for line in lines:
+        print(line)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from prohmr.demo import run_demo
 
@@ -125,6 +138,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow arbitrary unpickling when loading the checkpoint (only for files you trust)",
     )
     fit.set_defaults(handler=_fit)
+
+    evaluation = commands.add_parser(
+        "eval", help="evaluate a model on a dataset .npz under a protocol"
+    )
+    evaluation.add_argument("--model", required=True, help="model name or checkpoint path")
+    evaluation.add_argument("--dataset", required=True, help="dataset .npz (SPEC §5 format)")
+    evaluation.add_argument(
+        "--image-root", default=None,
+        help="folder imgname is relative to (default: images/ beside the .npz, else its folder)",
+    )
+    evaluation.add_argument(
+        "--protocol", default="synthetic",
+        help="h36m-p2, 3dpw, mpi-inf-3dhp or synthetic (default: synthetic)",
+    )
+    evaluation.add_argument(
+        "--num-samples", type=int, default=25, help="samples per image, mode included"
+    )
+    evaluation.add_argument("--min-of-n", type=int, nargs="+", default=None, help="n of min-of-n")
+    evaluation.add_argument("--kmeans", action="store_true", help="also K-means min-of-n (slow)")
+    evaluation.add_argument("--batch-size", type=int, default=8)
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--out", default=None, help="write the results as JSON here")
+    evaluation.add_argument("--device", default=None, help="torch device (default: cpu)")
+    evaluation.add_argument(
+        "--max-items", type=int, default=None, help="evaluate only the first N selected rows"
+    )
+    evaluation.add_argument(
+        "--trust-checkpoint", action="store_true",
+        help="allow arbitrary unpickling when loading the checkpoint (only for files you trust)",
+    )
+    evaluation.set_defaults(handler=_eval)
 
     demo = commands.add_parser("demo", help="run the demo on the embedded default body")
     demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")

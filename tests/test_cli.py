@@ -18,7 +18,7 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("body", "demo"):
+    for command in ("body", "data", "fit", "eval", "demo"):
         assert command in out
 
 
@@ -68,3 +68,18 @@ def test_console_scripts_are_installed():
     bin_dir = Path(sys.executable).parent
     assert (bin_dir / "prohmr").exists()
     assert (bin_dir / "prohmr-train").exists()
+
+
+def test_eval_reports_a_missing_dataset_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "nowhere.npz"
+    code = main(["eval", "--model", "prohmr_synthetic", "--dataset", str(missing)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nowhere.npz" in err and "Traceback" not in err
+
+
+def test_eval_rejects_an_unknown_protocol(tmp_path, capsys):
+    code = main(["eval", "--model", "prohmr_synthetic", "--dataset", str(tmp_path / "x.npz"),
+                 "--protocol", "h36m-p9"])
+    assert code == 2
+    assert "h36m-p9" in capsys.readouterr().err

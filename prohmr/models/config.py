@@ -46,6 +46,9 @@ class ProHMRConfig:
 
     *Fields*
         backbone: one of :data:`prohmr.models.BACKBONE_NAMES` (``"resnet50"``).
+        backbone_num_stages: keep only the first residual stages of the backbone (1–4;
+            None = all 4). Three stages of ResNet-18 give 256 features with a quarter of
+            its weights: the size of the shipped CPU model.
         backbone_weights_path: optional torchvision-format ImageNet weights file, read at
             construction (training starts from it); None for a random initialisation. Never
             downloaded. Ignored when a checkpoint is loaded, since it holds the weights.
@@ -71,6 +74,7 @@ class ProHMRConfig:
     """
 
     backbone: str = "resnet50"
+    backbone_num_stages: Optional[int] = None
     backbone_weights_path: Optional[str] = None
     flow_hidden_features: int = 1024
     flow_num_layers: int = 4
@@ -94,6 +98,13 @@ class ProHMRConfig:
                 f"ProHMRConfig: unknown `backbone` {self.backbone!r}; valid names: "
                 f"{', '.join(BACKBONE_NAMES)}"
             )
+        if self.backbone_num_stages is not None:
+            _check_int(self.backbone_num_stages, "backbone_num_stages", 1)
+            if self.backbone_num_stages > 4:
+                raise ValueError(
+                    "ProHMRConfig: `backbone_num_stages` must be between 1 and 4, got "
+                    f"{self.backbone_num_stages!r}"
+                )
         _check_int(self.flow_hidden_features, "flow_hidden_features", 1)
         _check_int(self.flow_num_layers, "flow_num_layers", 1)
         _check_int(self.flow_num_blocks_per_layer, "flow_num_blocks_per_layer", 1)

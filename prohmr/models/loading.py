@@ -1,6 +1,9 @@
-"""One entry point for ProHMR models: :func:`load_model`; plus saving and checkpoint conversion.
+"""One entry point for the library's models: :func:`load_model`; plus saving and conversion.
 
-:func:`load_model` reads, from a local file (nothing is ever downloaded):
+:func:`load_model` takes the name of a model shipped inside the package
+(:data:`PRETRAINED_MODELS`: ``"prohmr_synthetic"``, ``"pose_prior"``, ``"proskeleton"``; each
+has a model card next to its weights in ``prohmr/pretrained/``) or reads, from a local file
+(nothing is ever downloaded):
 
 - an **original ProHMR checkpoint** (the official release or one trained with the original
   code; layout in SPEC §3.1), converted by :func:`convert_original_checkpoint`. Such files do
@@ -9,7 +12,11 @@
 - a file written by :func:`save_model`: ``{"format", "format_version", "config",
   "state_dict"}``;
 - a Lightning checkpoint of this library: the model's keys are prefixed ``model.``, the
-  configuration is read from ``hyper_parameters["config"]`` when present.
+  configuration is read from ``hyper_parameters["config"]`` when present;
+- a file of another model type of this library (``format`` ``"prohmr.PosePrior"`` or
+  ``"prohmr.ProSkeleton"``), handed to that type's loader
+  (:func:`prohmr.models.pose_prior.load_pose_prior`,
+  :func:`prohmr.models.proskeleton.load_proskeleton`).
 
 Checkpoints are pickles, which can run code when loaded. They are read with
 ``torch.load(weights_only=True)`` and a minimal allow-list (:func:`read_checkpoint`);
@@ -19,6 +26,7 @@ anything else is refused with :class:`UntrustedCheckpointError` unless the calle
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import pickle
@@ -38,6 +46,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_FORMAT_VERSION",
     "LIGHTNING_MODEL_PREFIX",
+    "OTHER_MODEL_FORMATS",
+    "PRETRAINED_DIR",
     "PRETRAINED_MODELS",
     "ConvertedCheckpoint",
     "UntrustedCheckpointError",
@@ -51,8 +61,17 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
-#: Shipped models by name (name -> local weights file). None are shipped yet.
-PRETRAINED_MODELS: dict[str, Path] = {}
+#: Folder of the weights shipped inside the package (with a model card ``<name>.md`` each).
+PRETRAINED_DIR: Path = Path(__file__).resolve().parent.parent / "pretrained"
+#: Shipped models by name (name -> weights file inside the package).
+PRETRAINED_MODELS: dict[str, Path] = {
+    name: PRETRAINED_DIR / f"{name}.pt" for name in ("prohmr_synthetic", "pose_prior", "proskeleton")
+}
+#: ``format`` of the files of the library's other model types -> (module, loader function).
+OTHER_MODEL_FORMATS: dict[str, tuple[str, str]] = {
+    "prohmr.PosePrior": ("prohmr.models.pose_prior", "load_pose_prior"),
+    "prohmr.ProSkeleton": ("prohmr.models.proskeleton", "load_proskeleton"),
+}
 #: Value of the ``format`` entry of files written by :func:`save_model`.
 CHECKPOINT_FORMAT: str = "prohmr.ProHMR"
 #: Version of that layout; bumped if it ever changes incompatibly.
@@ -283,16 +302,19 @@ def _convert_original(
     return ConvertedCheckpoint(model, discriminator, tuple(dropped))
 
 
-def save_model(model: ProHMR, path: PathLike) -> Path:
+def save_model(
+    model: ProHMR, path: PathLike, metadata: Optional[Mapping[str, Any]] = None
+) -> Path:
     """Save a model's configuration and weights for :func:`load_model`.
 
     The file holds ``{"format", "format_version", "config": config.to_dict(),
-    "state_dict"}`` (CPU tensors); it loads with ``weights_only=True`` and contains no body
-    model data.
+    "state_dict", "metadata"}`` (CPU tensors); it loads with ``weights_only=True`` and
+    contains no body model data.
 
     *Arguments*
         model: the model.
         path: the file to write (parent folders are created).
+        metadata: JSON-able facts to keep with the weights (training data, metrics, ...).
 
     *Returns*
         The path written.
@@ -307,6 +329,7 @@ def save_model(model: ProHMR, path: PathLike) -> Path:
             "format_version": CHECKPOINT_FORMAT_VERSION,
             "config": model.config.to_dict(),
             "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+            "metadata": dict(metadata or {}),
         },
         path,
     )
@@ -314,7 +337,7 @@ def save_model(model: ProHMR, path: PathLike) -> Path:
 
 
 def _resolve_source(name_or_path: Optional[PathLike]) -> Path:
-    available = ", ".join(sorted(PRETRAINED_MODELS)) or "none yet"
+    available = ", ".join(sorted(PRETRAINED_MODELS))
     if name_or_path is None:
         raise ValueError(
             "load_model: no model name or checkpoint path given, and there is no default "
@@ -324,7 +347,8 @@ def _resolve_source(name_or_path: Optional[PathLike]) -> Path:
         path = Path(PRETRAINED_MODELS[name_or_path]).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"load_model: the weights of pretrained model {name_or_path!r} are not at {path}"
+                f"load_model: the weights of pretrained model {name_or_path!r} are not at {path} "
+                "(is the package installed completely?)"
             )
         return path
     path = Path(name_or_path).expanduser()
@@ -387,13 +411,13 @@ def load_model(
     trust_checkpoint: bool = False,
     *,
     body_model: Optional[BodyModel] = None,
-) -> ProHMR:
-    """Load a ProHMR model, in eval mode: the library's single entry point.
+) -> Any:
+    """Load a model, in eval mode: the library's single entry point.
 
     *Arguments*
-        name_or_path: a name in :data:`PRETRAINED_MODELS` (none are shipped yet), or a
-            local checkpoint file: original ProHMR, :func:`save_model` output, or a
-            Lightning checkpoint of this library (see the module docstring).
+        name_or_path: a name in :data:`PRETRAINED_MODELS`, or a local checkpoint file:
+            original ProHMR, :func:`save_model` output, a Lightning checkpoint of this
+            library, or a pose-prior / ProSkeleton file (see the module docstring).
         config: the architecture. Overrides a stored config (e.g. to point
             ``body_model_path`` at your SMPL files); required for original checkpoints
             unless they use the original configuration (the default).
@@ -404,7 +428,9 @@ def load_model(
         body_model: a ready body model, instead of building one from the config.
 
     *Returns*
-        The :class:`ProHMR` model with the checkpoint's weights, in eval mode.
+        The :class:`ProHMR` model with the checkpoint's weights, in eval mode; for a
+        pose-prior or ProSkeleton file, that type's model (``config`` and ``body_model``
+        do not apply to them).
 
     *Raises*
         FileNotFoundError naming a missing file; ValueError for an unknown name, or a
@@ -417,6 +443,10 @@ def load_model(
             f"load_model: `config` must be a ProHMRConfig, got {type(config).__name__}"
         )
     checkpoint = read_checkpoint(path, trust_checkpoint)
+    if isinstance(checkpoint, Mapping) and checkpoint.get("format") in OTHER_MODEL_FORMATS:
+        module_name, function = OTHER_MODEL_FORMATS[checkpoint["format"]]
+        loader = getattr(importlib.import_module(module_name), function)
+        return loader(path, device=device)
     state_dict, stored_config, kind = _model_state(checkpoint, str(path))
     config = config or stored_config or ProHMRConfig()
     # The checkpoint overwrites the backbone and the head's mean parameters, so neither the

@@ -141,7 +141,10 @@ class ProHMR(nn.Module):
         self.config = config
         if mean_params is None:
             mean_params = load_mean_params(_mean_params_source(config, body_model))
-        self.backbone = create_backbone(config.backbone, config.backbone_weights_path)
+        stages = {} if config.backbone_num_stages is None else {
+            "num_stages": config.backbone_num_stages
+        }
+        self.backbone = create_backbone(config.backbone, config.backbone_weights_path, **stages)
         self.flow = SMPLFlow.create(
             self.backbone.out_features,
             mean_params,

@@ -243,8 +243,12 @@ def test_unreadable_and_missing_files(tmp_path) -> None:
 
 
 def test_names_and_the_registry() -> None:
-    assert PRETRAINED_MODELS == {}
-    with pytest.raises(ValueError, match=r"neither a known model name \(available: none yet\)"):
+    assert set(PRETRAINED_MODELS) == {"prohmr_synthetic", "pose_prior", "proskeleton"}
+    for name, path in PRETRAINED_MODELS.items():
+        assert path.name == f"{name}.pt" and path.parent.name == "pretrained"
+    with pytest.raises(
+        ValueError, match=r"neither a known model name \(available: pose_prior, prohmr_synthetic"
+    ):
         load_model("prohmr-h36m")
     with pytest.raises(ValueError, match="no model name or checkpoint path"):
         load_model()
