@@ -28,26 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-import matplotlib
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
-
-from prohmr.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from prohmr.data.cropping import apply_affine, crop_image, crop_transform  # noqa: E402
-from prohmr.fitting.keypoint_fitting import HIP_JOINTS, fit_keypoints  # noqa: E402
-from prohmr.fitting.keypoints_io import read_keypoints  # noqa: E402
-from prohmr.fitting.multiview import fit_multiview  # noqa: E402
-from prohmr.fitting.optimizer import LBFGSSettings  # noqa: E402
-from prohmr.geometry import matrix_to_axis_angle, pixel_to_normalized  # noqa: E402
-from prohmr.models.loading import load_model  # noqa: E402
-from prohmr.models.prohmr import ProHMR  # noqa: E402
-from prohmr.rendering import overlay, render_mesh  # noqa: E402
-from prohmr.visualization.body_views import plot_body_views  # noqa: E402
+from prohmr.constants import IMAGENET_MEAN, IMAGENET_STD
+from prohmr.data.cropping import apply_affine, crop_image, crop_transform
+from prohmr.fitting.keypoint_fitting import HIP_JOINTS, fit_keypoints
+from prohmr.fitting.keypoints_io import read_keypoints
+from prohmr.fitting.multiview import fit_multiview
+from prohmr.fitting.optimizer import LBFGSSettings
+from prohmr.geometry import matrix_to_axis_angle, pixel_to_normalized
+from prohmr.models.loading import load_model
+from prohmr.models.prohmr import ProHMR
+from prohmr.visualization.body_views import plot_body_views
+from prohmr.visualization.figures import save_image
+from prohmr.visualization.overlays import render_mesh_overlay
 
 __all__ = [
     "BOX_RESCALE",
@@ -208,27 +204,6 @@ def _model(model: Union[None, str, PathLike, ProHMR], device: Optional[str], tru
     return load_model(model, device=device, trust_checkpoint=trust)
 
 
-def _render_overlay(
-    image: np.ndarray,
-    vertices_cam: torch.Tensor,
-    faces: torch.Tensor,
-    focal_length: float,
-    principal_point: torch.Tensor,
-    path: Path,
-) -> Path:
-    height, width = image.shape[:2]
-    vertices = vertices_cam[None].detach().cpu().float()
-    background = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)
-    render = render_mesh(
-        vertices, faces.cpu(), (height, width), focal_length,
-        principal_point.detach().cpu().float()[None],
-    )
-    blended = overlay(background, render, alpha=_MESH_ALPHA)
-    array = (blended.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(array).save(path)
-    return path
-
-
 def _write_outputs(
     out_dir: Path,
     stem: str,
@@ -254,12 +229,15 @@ def _write_outputs(
     files["json"] = out_dir / f"{stem}_params.json"
     files["json"].write_text(json.dumps(summary, indent=1), encoding="utf-8")
     focal, principal = render_camera
-    files["overlay"] = _render_overlay(
-        image, vertices_cam, faces, focal, principal, out_dir / f"{stem}_overlay.png"
+    files["overlay"] = save_image(
+        render_mesh_overlay(
+            image, record["vertices"], faces, record["camera_translation"], focal, principal,
+            alpha=_MESH_ALPHA,
+        ),
+        out_dir / f"{stem}_overlay.png",
     )
     files["side"] = out_dir / f"{stem}_side.png"
-    figure = plot_body_views(viewer, faces_np, views=("side",), title=stem, save_path=files["side"])
-    plt.close(figure)
+    plot_body_views(viewer, faces_np, views=("side",), title=stem, save=files["side"])
     return files
 
 
