@@ -1,4 +1,11 @@
-"""The ``prohmr-train`` command: Lightning's CLI for :class:`ProHMRModule` and its data.
+"""The ``prohmr-train`` command: Lightning's CLI for the library's training tasks.
+
+A config's top-level ``task`` entry picks what is trained (:data:`TASKS`; default
+``prohmr``): ``prohmr`` (:class:`ProHMRModule` and its data, described below),
+``pose_prior`` (:mod:`lightning_modules.pose_prior_module`) or ``proskeleton``
+(:mod:`lightning_modules.proskeleton_module`). ``prohmr-train fit --config
+configs/pose_prior.yaml`` is the same as ``python -m lightning_modules.pose_prior_module fit
+--config configs/pose_prior.yaml``.
 
 ``prohmr-train {fit,validate,test,predict} --config configs/<name>.yaml [--key=value ...]``.
 The YAML has the sections ``seed_everything``, ``trainer``, ``model`` (the arguments of
@@ -18,15 +25,35 @@ by the ``prohmr`` command.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from lightning_modules.datamodule import ProHMRDataModule
 from lightning_modules.prohmr_module import ProHMRModule
 
-__all__ = ["DEFAULT_CALLBACKS", "DEFAULT_LOGGERS", "ProHMRCLI", "cli", "main"]
+__all__ = [
+    "DEFAULT_CALLBACKS",
+    "DEFAULT_LOGGERS",
+    "TASKS",
+    "ProHMRCLI",
+    "add_task_argument",
+    "cli",
+    "main",
+    "task_of",
+]
+
+#: Training tasks: ``task`` entry of a config -> the module whose ``cli`` trains it.
+TASKS: dict[str, str] = {
+    "prohmr": "lightning_modules.cli",
+    "pose_prior": "lightning_modules.pose_prior_module",
+    "proskeleton": "lightning_modules.proskeleton_module",
+}
 
 #: The metric that selects the best checkpoints.
 MONITOR = "val/mode_mpjpe"
@@ -61,11 +88,50 @@ DEFAULT_CALLBACKS: list[dict[str, object]] = [
 ]
 
 
+def add_task_argument(parser: LightningArgumentParser, task: str) -> None:
+    """Accept the config's ``task`` entry (it must name ``task``) in a task's CLI parser."""
+    parser.add_argument(
+        "--task", default=task, choices=[task], help=f"training task (this CLI trains {task!r})"
+    )
+
+
+def task_of(args: Sequence[str]) -> str:
+    """The ``task`` of the configs in ``args`` (``--config FILE`` or ``--config=FILE``; the
+    last config that sets it wins), or of a ``--task NAME`` argument; default ``"prohmr"``.
+
+    Raises:
+        FileNotFoundError: a config file does not exist. ValueError: an unknown task.
+    """
+    task = "prohmr"
+    args = list(args)
+    for index, arg in enumerate(args):
+        value = None
+        if arg in ("--config", "--task") and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(("--config=", "--task=")):
+            value = arg.split("=", 1)[1]
+        if value is None:
+            continue
+        if arg.startswith("--task"):
+            task = value
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(content, dict) and "task" in content:
+            task = content["task"]
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} in the config; valid tasks: {', '.join(TASKS)}")
+    return task
+
+
 class ProHMRCLI(LightningCLI):
     """LightningCLI with ProHMR's defaults for loggers and callbacks and one link:
     ``model.num_samples`` → ``data.samples_per_image``."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        add_task_argument(parser, "prohmr")
         parser.link_arguments("model.num_samples", "data.samples_per_image")
         parser.set_defaults(
             {"trainer.logger": DEFAULT_LOGGERS, "trainer.callbacks": DEFAULT_CALLBACKS}
@@ -94,9 +160,14 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ProHMRCLI:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``prohmr-train`` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli(argv)
-    except FileNotFoundError as error:
+        task = task_of(args)
+        if task == "prohmr":
+            cli(args)
+        else:
+            importlib.import_module(TASKS[task]).cli(args)
+    except (FileNotFoundError, ValueError) as error:
         print(f"prohmr-train: error: {error}", file=sys.stderr)
         return 2
     return 0

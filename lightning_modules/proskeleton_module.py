@@ -39,6 +39,8 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
+from lightning_modules.cli import add_task_argument
+
 from prohmr.data.lifting import (
     DEFAULT_KEYPOINT_NOISE,
     LIFTING_OUTPUT_POSITIONS,
@@ -610,6 +612,7 @@ class ProSkeletonCLI(LightningCLI):
     """LightningCLI with ProSkeleton's default loggers and checkpointing (``val/mode_mpjpe``)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        add_task_argument(parser, "proskeleton")
         parser.set_defaults(
             {"trainer.logger": DEFAULT_LOGGERS, "trainer.callbacks": DEFAULT_CALLBACKS}
         )

@@ -159,3 +159,28 @@ def test_missing_data_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> 
     message = capsys.readouterr().err
     assert message.startswith("prohmr-train: error: missing training data: ")
     assert "data/h36m/train.npz" in message and "Traceback" not in message
+
+
+def test_task_of_reads_the_config_task(tmp_path) -> None:
+    from lightning_modules.cli import TASKS, task_of
+
+    config = tmp_path / "c.yaml"
+    config.write_text("task: proskeleton\nseed_everything: 0\n", encoding="utf-8")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("seed_everything: 0\n", encoding="utf-8")
+    assert task_of(["fit", "--config", str(plain)]) == "prohmr"
+    assert task_of(["fit", "--config", str(config)]) == "proskeleton"
+    assert task_of(["fit", f"--config={config}", "--task", "pose_prior"]) == "pose_prior"
+    assert set(TASKS) == {"prohmr", "pose_prior", "proskeleton"}
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        task_of(["fit", "--task", "nope"])
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        task_of(["fit", "--config", str(tmp_path / "missing.yaml")])
+
+
+def test_shipped_configs_name_their_task() -> None:
+    from lightning_modules.cli import task_of
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    assert task_of(["fit", "--config", str(root / "prohmr_synthetic.yaml")]) == "prohmr"
+    assert task_of(["fit", "--config", str(root / "proskeleton.yaml")]) == "proskeleton"
