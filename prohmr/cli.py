@@ -43,6 +43,17 @@ def _data_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_mocap(args: argparse.Namespace) -> int:
+    from prohmr.data.mocap.retarget import run_mocap_command
+
+    for line in run_mocap_command(
+        args.out, data_root=args.data_root, actors=args.actors,
+        exclude_actors=args.exclude_actors, fps=args.fps, overwrite=args.overwrite,
+    ):
+        print(line)
+    return 0
+
+
 def _fit(args: argparse.Namespace) -> int:
     from prohmr.fitting.command import run_fit_command
 
@@ -121,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=2)
     synth.add_argument("--overwrite", action="store_true", help="replace an existing split")
     synth.set_defaults(handler=_data_synthesize)
+    mocap = data_commands.add_parser(
+        "mocap", help="retarget the HDM05 mocap onto the body model and write a mocap .npz"
+    )
+    mocap.add_argument(
+        "--out", required=True, help="output .npz (a sibling .json gets the residuals)"
+    )
+    mocap.add_argument("--data-root", default="../shared/data", help="open mocap data folder")
+    mocap.add_argument("--actors", nargs="+", default=None, help="HDM05 actors (default: all)")
+    mocap.add_argument(
+        "--exclude-actors", nargs="+", default=(), help="actors to leave out, e.g. mm"
+    )
+    mocap.add_argument(
+        "--fps", type=float, default=10.0, help="frames kept per second (HDM05: 120)"
+    )
+    mocap.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    mocap.set_defaults(handler=_data_mocap)
 
     fit = commands.add_parser("fit", help="fit bodies to 2D keypoints of an image")
     fit.add_argument("--image", required=True, help="image file")

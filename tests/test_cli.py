@@ -83,3 +83,12 @@ def test_eval_rejects_an_unknown_protocol(tmp_path, capsys):
                  "--protocol", "h36m-p9"])
     assert code == 2
     assert "h36m-p9" in capsys.readouterr().err
+
+
+def test_data_mocap_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "mocap.npz"
+    out.write_bytes(b"user data")
+    code = main(["data", "mocap", "--out", str(out), "--actors", "mm"])
+    assert code == 2
+    assert "mocap.npz" in capsys.readouterr().err
+    assert out.read_bytes() == b"user data"
