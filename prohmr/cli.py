@@ -85,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
     report = run_demo(Path(args.out))
     for line in report.summary_lines:
         print(line)
-    print(f"figures in {report.out_dir.resolve()}")
+    print(f"figures in {report.figures_dir.resolve()}")
     return 0
 
 
@@ -197,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.set_defaults(handler=_eval)
 
-    demo = commands.add_parser("demo", help="run the demo on the embedded default body")
+    demo = commands.add_parser(
+        "demo",
+        help="run the shipped models end to end on held-out synthetic people; writes "
+        "<out>/index.html",
+    )
     demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     demo.set_defaults(handler=_demo)
     return parser

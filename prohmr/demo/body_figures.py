@@ -1,27 +1,26 @@
-"""The demo behind ``make demo`` / ``prohmr demo``.
+"""The demo's last section: the embedded body model posed and shaped, drawn front and side.
 
-Runs on the embedded procedural body only (offline, no licence-gated file): poses the body in
-a handful of poses and shapes and writes front/side figures of the mesh and skeleton, with
-one summary line per figure.
+Runs on the body model only (offline, no licence-gated file): poses the body in a handful of
+poses (:data:`DEMO_POSES`) and shapes (:data:`DEMO_SHAPES`) and writes a front/side figure of
+the mesh and skeleton for each, with one caption line per figure (height, mesh size, and for
+poses the largest bone-length change, which linear blend skinning must keep at zero).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from prohmr.body.joints import SMPL_JOINT_NAMES, SMPL_PARENTS
-from prohmr.body.model import BodyModel, create_body_model
+from prohmr.body.model import BodyModel
 from prohmr.geometry import axis_angle_to_matrix
 from prohmr.visualization.body_views import plot_body_views
 
-__all__ = ["DEMO_POSES", "DEMO_SHAPES", "DemoReport", "pose_from_degrees", "run_demo"]
+__all__ = ["DEMO_POSES", "DEMO_SHAPES", "body_model_figures", "pose_from_degrees"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +52,6 @@ DEMO_SHAPES: dict[str, list[float]] = {
 }
 
 
-@dataclass
-class DemoReport:
-    """What the demo wrote: the output folder, figure paths and one line per figure."""
-
-    out_dir: Path
-    figures: list[Path] = field(default_factory=list)
-    summary_lines: list[str] = field(default_factory=list)
-
-
 def pose_from_degrees(rotations: dict[str, tuple[float, float, float]]) -> torch.Tensor:
     """SMPL rotation matrices ``(24, 3, 3)`` from per-joint axis-angle vectors in degrees.
 
@@ -79,7 +69,7 @@ def pose_from_degrees(rotations: dict[str, tuple[float, float, float]]) -> torch
 
 
 def _pose_body(body: BodyModel, rotations: torch.Tensor, betas: torch.Tensor):
-    rotations = rotations.float()
+    rotations = rotations.to(betas.dtype)
     return body(
         global_orient=rotations[None, :1], body_pose=rotations[None, 1:], betas=betas[None]
     )
@@ -92,51 +82,44 @@ def _bone_lengths(smpl_joints: np.ndarray) -> np.ndarray:
     )
 
 
-def run_demo(out_dir: Path | str = "demo_output", model_path: str | Path | None = None) -> DemoReport:
-    """Pose the default body in :data:`DEMO_POSES` and :data:`DEMO_SHAPES` and save figures.
+def body_model_figures(out_dir: Path, body: BodyModel) -> list[tuple[Path, str]]:
+    """Pose ``body`` in :data:`DEMO_POSES` and :data:`DEMO_SHAPES` and save one figure each.
 
     Arguments:
-        out_dir: folder for the PNG figures (created; existing files of the same names are
-            replaced, nothing else is touched).
-        model_path: a body model to use instead of the procedural default.
+        out_dir: folder for the PNG files ``body_pose_<name>.png`` and ``body_shape_<name>.png``
+            (created; files of the same names are replaced).
+        body: the body model (its first parameter's dtype and device are used).
 
     Returns:
-        A :class:`DemoReport`.
+        ``(path, caption)`` per figure.
     """
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = DemoReport(out_dir=out_dir)
-    body = create_body_model(model_path)
     faces = body.faces.cpu().numpy()
-    zero_betas = torch.zeros(body.num_betas)
-    rest = _pose_body(body, pose_from_degrees({}), zero_betas)
-    rest_bones = _bone_lengths(rest.smpl_joints[0].numpy())
+    reference = body.layer.shapedirs
+    zero_betas = torch.zeros(body.num_betas, dtype=reference.dtype, device=reference.device)
+    with torch.no_grad():
+        rest = _pose_body(body, pose_from_degrees({}).to(reference.device), zero_betas)
+    rest_bones = _bone_lengths(rest.smpl_joints[0].cpu().double().numpy())
 
-    cases = [(f"pose_{name}", pose, zero_betas) for name, pose in DEMO_POSES.items()]
+    cases = [(f"body_pose_{name}", pose, zero_betas) for name, pose in DEMO_POSES.items()]
     cases += [
-        (f"shape_{name}", {}, torch.tensor(betas[: body.num_betas], dtype=torch.float32))
+        (f"body_shape_{name}", {}, zero_betas.new_tensor(betas[: body.num_betas]))
         for name, betas in DEMO_SHAPES.items()
     ]
+    results = []
     for name, rotations, betas in cases:
         with torch.no_grad():
-            output = _pose_body(body, pose_from_degrees(rotations), betas)
-        vertices = output.vertices[0].numpy()
-        smpl_joints = output.smpl_joints[0].numpy()
+            output = _pose_body(body, pose_from_degrees(rotations).to(reference.device), betas)
+        vertices = output.vertices[0].cpu().double().numpy()
+        smpl_joints = output.smpl_joints[0].cpu().double().numpy()
         path = out_dir / f"{name}.png"
-        figure = plot_body_views(
-            vertices, faces, smpl_joints, SMPL_PARENTS, title=name.replace("_", " "),
-            save_path=path,
-        )
-        plt.close(figure)
+        title = name.removeprefix("body_").replace("_", " ")
+        plot_body_views(vertices, faces, smpl_joints, SMPL_PARENTS, title=title, save=path)
         height = vertices[:, 1].max() - vertices[:, 1].min()
-        bone_change = np.abs(_bone_lengths(smpl_joints) - rest_bones).max() * 1000
-        line = (
-            f"{path.name}: height {height:.2f} m, {len(vertices)} vertices, {len(faces)} faces, "
-            f"finite={bool(np.isfinite(vertices).all())}"
-        )
-        if name.startswith("pose_"):
-            line += f", max bone-length change {bone_change:.3f} mm"
-        report.figures.append(path)
-        report.summary_lines.append(line)
-        logger.info(line)
-    return report
+        caption = f"{title}: height {height:.2f} m, {len(vertices)} vertices, {len(faces)} faces"
+        if name.startswith("body_pose_"):
+            bone_change = np.abs(_bone_lengths(smpl_joints) - rest_bones).max() * 1000
+            caption += f", largest bone-length change {bone_change:.3f} mm"
+        results.append((path, caption))
+        logger.info("demo: %s", caption)
+    return results
