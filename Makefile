@@ -17,7 +17,8 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	# One intra-op thread: the suite runs many small ops, which two threads only slow down.
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(VENV)/bin/prohmr demo --out demo_output

@@ -128,7 +128,7 @@ def export_prohmr(
                              "protocol": "synthetic (14 joints, pelvis 39, mm)",
                              "metrics": _selected(result)}
         logger.info("held-out metrics: %s", stored["heldout"]["metrics"])
-    stored["check_subset"] = {"settings": dict(CHECK_SUBSET),
+    stored["check_subset"] = {"recipe": dict(CHECK_SUBSET),
                               "metrics": check_subset(model, data_root)}
     stored.update(dict(metadata or {}))
     return save_model(model, out_path, stored)
