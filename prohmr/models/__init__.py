@@ -13,7 +13,21 @@ from prohmr.models.loading import (
     read_checkpoint,
     save_model,
 )
+from prohmr.models.pose_prior import (
+    PosePrior,
+    PosePriorConfig,
+    PosePriorSample,
+    load_pose_prior,
+    save_pose_prior,
+)
 from prohmr.models.prohmr import ProHMR, ProHMROutput
+from prohmr.models.proskeleton import (
+    ProSkeleton,
+    ProSkeletonConfig,
+    ProSkeletonOutput,
+    load_proskeleton,
+    save_proskeleton,
+)
 from prohmr.models.smpl_flow import SMPLFlow, SMPLFlowOutput
 
 __all__ = [
@@ -23,9 +37,15 @@ __all__ = [
     "FCHead",
     "FCHeadOutput",
     "PRETRAINED_MODELS",
+    "PosePrior",
+    "PosePriorConfig",
+    "PosePriorSample",
     "ProHMR",
     "ProHMRConfig",
     "ProHMROutput",
+    "ProSkeleton",
+    "ProSkeletonConfig",
+    "ProSkeletonOutput",
     "ResNet",
     "SMPLFlow",
     "SMPLFlowOutput",
@@ -34,6 +54,10 @@ __all__ = [
     "create_backbone",
     "load_imagenet_weights",
     "load_model",
+    "load_pose_prior",
+    "load_proskeleton",
     "read_checkpoint",
     "save_model",
+    "save_pose_prior",
+    "save_proskeleton",
 ]
