@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from lightning_modules.cli import add_task_argument
+from lightning_modules.schedules import optimizer_config
 from prohmr.data.augmentation import flip_smpl_pose
 from prohmr.models.pose_prior import (
     PosePrior,
@@ -68,7 +69,6 @@ MONITOR = "val/nll"
 #: Learning-rate schedules of :class:`PosePriorModule`.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 #: The cosine schedule decays to this fraction of ``lr``.
-COSINE_FINAL_LR_FRACTION: float = 0.01
 #: Prefix of the prior's keys in the module's checkpoints (``self.prior``).
 CHECKPOINT_PREFIX = "prior."
 #: Axis-angle values of one pose.
@@ -296,7 +296,7 @@ class PosePriorModule(pl.LightningModule):
         config: the prior's architecture (:class:`PosePriorConfig`, or a dict of its fields).
         lr, weight_decay: AdamW.
         lr_schedule: ``"constant"`` or ``"cosine"`` (decay to
-            ``COSINE_FINAL_LR_FRACTION * lr`` at ``trainer.max_steps``, per step).
+            ``lightning_modules.schedules.COSINE_FINAL_LR_FRACTION * lr`` at ``trainer.max_steps``, per step).
         pose_noise: std of the Gaussian noise added to the training poses' 6D features
             (ProHMR's NLL uses 0.005).
         actnorm_init_noise: std of the noise added to the poses that initialise ActNorm
@@ -363,21 +363,8 @@ class PosePriorModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(
             self.prior.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
-        if self.lr_schedule == "constant":
-            return optimizer
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        if max_steps is None or max_steps < 1:
-            logger.warning(
-                "lr_schedule='cosine' needs trainer.max_steps; training with a constant lr"
-            )
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max_steps, eta_min=COSINE_FINAL_LR_FRACTION * self.lr
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-        }
+        max_steps = self.trainer.max_steps if self._trainer is not None else None
+        return optimizer_config(optimizer, self.lr, self.lr_schedule, max_steps)
 
     def nll(self, pose_6d: Tensor, noise: float = 0.0) -> Tensor:
         """``−mean log p(pose_6d + noise · N(0, 1))`` per pose (a differentiable scalar)."""

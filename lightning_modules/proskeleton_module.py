@@ -40,7 +40,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
 from lightning_modules.cli import add_task_argument
-
+from lightning_modules.schedules import COSINE_FINAL_LR_FRACTION, optimizer_config
 from prohmr.data.lifting import (
     DEFAULT_KEYPOINT_NOISE,
     LIFTING_OUTPUT_POSITIONS,
@@ -89,7 +89,6 @@ MONITOR = "val/mode_mpjpe"
 #: Learning-rate schedules: constant (SPEC §8) or a per-step cosine decay over ``max_steps``.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 #: The cosine schedule decays to this fraction of ``lr``.
-COSINE_FINAL_LR_FRACTION: float = 0.01
 #: ActNorm's data initialisation needs a standard deviation, so at least this many skeletons.
 MIN_SKELETONS_FOR_ACTNORM_INIT: int = 2
 
@@ -420,21 +419,8 @@ class ProSkeletonModule(pl.LightningModule):
         optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
-        if self.lr_schedule == "constant":
-            return optimizer
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        if max_steps is None or max_steps < 1:
-            logger.warning(
-                "lr_schedule='cosine' needs trainer.max_steps; training with a constant lr"
-            )
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max_steps, eta_min=COSINE_FINAL_LR_FRACTION * self.lr
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-        }
+        max_steps = self.trainer.max_steps if self._trainer is not None else None
+        return optimizer_config(optimizer, self.lr, self.lr_schedule, max_steps)
 
     # ------------------------------------------------------------------------------ losses
     def loss_terms(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
