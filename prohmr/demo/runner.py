@@ -123,12 +123,20 @@ class DemoReport:
         return self.out_dir / FIGURES_DIRNAME
 
 
+#: Metadata entries quoted in the report's description of a shipped model.
+_MODEL_FACTS: tuple[str, ...] = ("licence", "train_nll", "heldout_nll", "held_out_actor")
+
+
 def _describe_model(name: str, model: torch.nn.Module, metadata: dict[str, Any]) -> str:
     size = sum(parameter.numel() for parameter in model.parameters()) / 1e6
     line = f"{name}: {type(model).__name__}, {size:.2f} M parameters"
-    facts = [f"{key} {value}" for key, value in metadata.items()
-             if isinstance(value, (str, int, float)) and not isinstance(value, bool)]
-    return line + (f" ({'; '.join(facts[:4])})" if facts else "")
+    # Short facts only: commands and attribution texts belong in the model card.
+    facts = [f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}"
+             for key, value in metadata.items()
+             if key in _MODEL_FACTS and isinstance(value, (str, int, float))
+             and not isinstance(value, bool)]
+    card = f"model card prohmr/pretrained/{name}.md"
+    return line + f" ({'; '.join([*facts, card])})"
 
 
 def load_demo_models(device: str | torch.device | None = None) -> DemoModels:
