@@ -40,6 +40,7 @@ from prohmr.constants import NUM_BETAS
 from prohmr.flows import ORIGINAL_EXTRA_BUFFER, ORIGINAL_FLOW_PREFIX
 from prohmr.models.config import ProHMRConfig
 from prohmr.models.discriminator import Discriminator
+from prohmr.models.model_files import check_state_keys, save_model_file
 from prohmr.models.prohmr import ProHMR
 
 __all__ = [
@@ -199,28 +200,12 @@ def _state_dict_of(checkpoint: Any, source: str) -> Mapping[str, torch.Tensor]:
     return checkpoint
 
 
-def _check_keys(
-    own: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], what: str, hint: str = ""
-) -> None:
-    """``ValueError`` naming every missing, unexpected and mis-shaped key."""
-    problems = [f"  missing: {key}" for key in own if key not in given]
-    problems += [f"  unexpected: {key}" for key in given if key not in own]
-    problems += [
-        f"  shape mismatch: {key}: checkpoint {tuple(given[key].shape)} vs model "
-        f"{tuple(own[key].shape)}"
-        for key in own
-        if key in given and tuple(given[key].shape) != tuple(own[key].shape)
-    ]
-    if problems:
-        raise ValueError(f"{what} does not match{hint}:\n" + "\n".join(problems))
-
-
 def _load_model_strict(model: ProHMR, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
     hint = (
         " the model (is the configuration right? The backbone and flow sizes must be those "
         "it was trained with)"
     )
-    _check_keys(model.state_dict(), state_dict, what, hint)
+    check_state_keys(model.state_dict(), state_dict, what, hint)
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -296,7 +281,7 @@ def _convert_original(
         # state stays untouched.
         with torch.device("meta"):
             expected = Discriminator().state_dict()
-        _check_keys(
+        check_state_keys(
             expected, discriminator, f"the discriminator of {name}", " the Discriminator"
         )
     return ConvertedCheckpoint(model, discriminator, tuple(dropped))
@@ -321,19 +306,10 @@ def save_model(
     """
     if not isinstance(model, ProHMR):
         raise ValueError(f"save_model: `model` must be a ProHMR, got {type(model).__name__}")
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "config": model.config.to_dict(),
-            "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-            "metadata": dict(metadata or {}),
-        },
-        path,
+    return save_model_file(
+        model, model.config.to_dict(), path, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION,
+        metadata, "save_model",
     )
-    return path
 
 
 def _resolve_source(name_or_path: Optional[PathLike]) -> Path:

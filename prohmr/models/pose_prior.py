@@ -27,11 +27,9 @@ and read with ``torch.load(weights_only=True)`` by :func:`load_pose_prior`.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import pickle
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -44,6 +42,7 @@ from prohmr._utils import DictLikeOutput, autocast_disabled
 from prohmr.constants import NUM_BODY_JOINTS, NUM_SMPL_JOINTS, POSE_6D_DIM
 from prohmr.flows import ConditionalGlow
 from prohmr.geometry import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
+from prohmr.models.model_files import check_state_keys, read_model_file, save_model_file
 
 __all__ = [
     "DEFAULT_POSE_PRIOR_PATH",
@@ -507,18 +506,6 @@ def evaluate_nll(
     return -total / len(poses)
 
 
-def _json_metadata(metadata: Any, function: str) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise ValueError(f"{function}: `metadata` must be a dict, got {_describe(metadata)}")
-    try:
-        # A JSON round trip keeps only plain values, which weights_only loading accepts.
-        return json.loads(json.dumps(dict(metadata)))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{function}: `metadata` must be JSON-serialisable: {error}") from error
-
-
 def save_pose_prior(
     model: PosePrior, path: PathLike, metadata: Optional[Mapping[str, Any]] = None
 ) -> Path:
@@ -545,20 +532,10 @@ def save_pose_prior(
     function = "save_pose_prior"
     if not isinstance(model, PosePrior):
         raise ValueError(f"{function}: `model` must be a PosePrior, got {_describe(model)}")
-    stored = _json_metadata(model.metadata if metadata is None else metadata, function)
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": POSE_PRIOR_FORMAT,
-            "format_version": POSE_PRIOR_FORMAT_VERSION,
-            "config": model.config.to_dict(),
-            "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-            "metadata": stored,
-        },
-        path,
+    return save_model_file(
+        model, model.config.to_dict(), path, POSE_PRIOR_FORMAT, POSE_PRIOR_FORMAT_VERSION,
+        model.metadata if metadata is None else metadata, function,
     )
-    return path
 
 
 def load_pose_prior(
@@ -582,49 +559,14 @@ def load_pose_prior(
     """
     function = "load_pose_prior"
     path = DEFAULT_POSE_PRIOR_PATH if path is None else Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{function}: pose prior file not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-        raise ValueError(
-            f"{function}: {path} is not a readable pose prior file: {error}"
-        ) from error
-    if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != POSE_PRIOR_FORMAT:
-        found = checkpoint.get("format") if isinstance(checkpoint, Mapping) else None
-        hint = (
-            " (it looks like a Lightning checkpoint: convert it with "
-            "lightning_modules.pose_prior_module.export_pose_prior)"
-            if isinstance(checkpoint, Mapping) and "pytorch-lightning_version" in checkpoint
-            else ""
-        )
-        raise ValueError(
-            f"{function}: {path} is not a {POSE_PRIOR_FORMAT!r} file (format {found!r}){hint}"
-        )
-    version = checkpoint.get("format_version")
-    if version != POSE_PRIOR_FORMAT_VERSION:
-        raise ValueError(
-            f"{function}: {path} has format version {version!r}; this library reads version "
-            f"{POSE_PRIOR_FORMAT_VERSION}"
-        )
-    state_dict = checkpoint.get("state_dict")
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"{function}: {path} has no state_dict")
+    checkpoint = read_model_file(
+        path, POSE_PRIOR_FORMAT, POSE_PRIOR_FORMAT_VERSION, function,
+        "convert it with lightning_modules.pose_prior_module.export_pose_prior",
+    )
     model = PosePrior(PosePriorConfig.from_dict(checkpoint.get("config") or {}))
-    own = model.state_dict()
-    problems = [f"missing: {key}" for key in own if key not in state_dict]
-    problems += [f"unexpected: {key}" for key in state_dict if key not in own]
-    problems += [
-        f"shape mismatch: {key}: file {tuple(state_dict[key].shape)} vs model "
-        f"{tuple(own[key].shape)}"
-        for key in own
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)
-    ]
-    if problems:
-        raise ValueError(
-            f"{function}: the weights in {path} do not match its config:\n  "
-            + "\n  ".join(problems)
-        )
+    state_dict = checkpoint["state_dict"]
+    check_state_keys(model.state_dict(), state_dict, f"{function}: the weights in {path}",
+                     " its config")
     model.load_state_dict(state_dict, strict=True)
     model.metadata = dict(checkpoint.get("metadata") or {})
     logger.info("loaded pose prior %s", path)

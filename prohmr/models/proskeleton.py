@@ -49,6 +49,7 @@ from prohmr.data.lifting import (
     box_normalize_keypoints,
 )
 from prohmr.flows import ConditionalGlow
+from prohmr.models.model_files import check_state_keys, read_model_file, save_model_file
 
 __all__ = [
     "PROSKELETON_FORMAT",
@@ -575,57 +576,10 @@ def save_proskeleton(
         raise ValueError(
             f"save_proskeleton: `model` must be a ProSkeleton, got {type(model).__name__}"
         )
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise ValueError(
-            f"save_proskeleton: `metadata` must be a dict or None, got {type(metadata).__name__}"
-        )
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": PROSKELETON_FORMAT,
-            "format_version": PROSKELETON_FORMAT_VERSION,
-            "config": model.config.to_dict(),
-            "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-            "metadata": dict(metadata or {}),
-        },
-        path,
+    return save_model_file(
+        model, model.config.to_dict(), path, PROSKELETON_FORMAT, PROSKELETON_FORMAT_VERSION,
+        metadata, "save_proskeleton",
     )
-    return path
-
-
-def _read(path: Path, function: str) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{function}: file not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for unreadable or unsafe files
-        raise ValueError(
-            f"{function}: {path} is not a readable weights-only checkpoint: {error}"
-        ) from error
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{function}: {path} does not hold a dict")
-    return checkpoint
-
-
-def _load_state(model: ProSkeleton, state_dict: Any, what: str) -> None:
-    """Strict load that names every missing, unexpected and mis-shaped key."""
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"{what}: no state dict")
-    own = model.state_dict()
-    problems = [f"  missing: {key}" for key in own if key not in state_dict]
-    problems += [f"  unexpected: {key}" for key in state_dict if key not in own]
-    problems += [
-        f"  shape mismatch: {key}: file {tuple(state_dict[key].shape)} vs model "
-        f"{tuple(own[key].shape)}"
-        for key in own
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)
-    ]
-    if problems:
-        raise ValueError(
-            f"{what} does not match the ProSkeleton of its config:\n" + "\n".join(problems)
-        )
-    model.load_state_dict(state_dict, strict=True)
 
 
 def load_proskeleton(
@@ -646,19 +600,15 @@ def load_proskeleton(
     """
     function = "load_proskeleton"
     path = Path(PRETRAINED_PROSKELETON if path is None else path).expanduser()
-    checkpoint = _read(path, function)
-    if checkpoint.get("format") != PROSKELETON_FORMAT:
-        raise ValueError(
-            f"{function}: {path} has format {checkpoint.get('format')!r}, expected "
-            f"{PROSKELETON_FORMAT!r} (a training checkpoint? use export_proskeleton)"
-        )
-    if checkpoint.get("format_version") != PROSKELETON_FORMAT_VERSION:
-        raise ValueError(
-            f"{function}: {path} has format version {checkpoint.get('format_version')!r}; this "
-            f"library reads version {PROSKELETON_FORMAT_VERSION}"
-        )
+    checkpoint = read_model_file(
+        path, PROSKELETON_FORMAT, PROSKELETON_FORMAT_VERSION, function,
+        "convert it with export_proskeleton",
+    )
     model = ProSkeleton(ProSkeletonConfig.from_dict(checkpoint.get("config") or {}))
-    _load_state(model, checkpoint.get("state_dict"), f"{function}: {path}")
+    state_dict = checkpoint["state_dict"]
+    check_state_keys(model.state_dict(), state_dict, f"{function}: {path}",
+                     " the ProSkeleton of its config")
+    model.load_state_dict(state_dict, strict=True)
     model.metadata = dict(checkpoint.get("metadata") or {})
     if device is not None:
         model.to(device)
@@ -685,7 +635,16 @@ def export_proskeleton(
     """
     function = "export_proskeleton"
     path = Path(checkpoint_path).expanduser()
-    checkpoint = _read(path, function)
+    if not path.is_file():
+        raise FileNotFoundError(f"{function}: file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable or unsafe files
+        raise ValueError(
+            f"{function}: {path} is not a readable weights-only checkpoint: {error}"
+        ) from error
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{function}: {path} does not hold a dict")
     state_dict = checkpoint.get("state_dict")
     hyper_parameters = checkpoint.get("hyper_parameters")
     if not isinstance(state_dict, Mapping) or not isinstance(hyper_parameters, Mapping) or (
@@ -702,5 +661,7 @@ def export_proskeleton(
         for key, value in state_dict.items()
         if key.startswith(_LIGHTNING_PREFIX)
     }
-    _load_state(model, model_state, f"{function}: {path}")
+    check_state_keys(model.state_dict(), model_state, f"{function}: {path}",
+                     " the ProSkeleton of its config")
+    model.load_state_dict(model_state, strict=True)
     return save_proskeleton(model, out_path, metadata)
