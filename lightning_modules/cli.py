@@ -43,6 +43,7 @@ __all__ = [
     "TASKS",
     "ProHMRCLI",
     "add_task_argument",
+    "default_loggers",
     "cli",
     "main",
     "task_of",
@@ -58,18 +59,26 @@ TASKS: dict[str, str] = {
 #: The metric that selects the best checkpoints.
 MONITOR = "val/mode_mpjpe"
 
-#: Loggers unless the config sets ``trainer.logger``: CSV first, so that checkpoints and
-#: ``config.yaml`` land next to ``metrics.csv``.
-DEFAULT_LOGGERS: list[dict[str, object]] = [
-    {
-        "class_path": "pytorch_lightning.loggers.CSVLogger",
-        "init_args": {"save_dir": "logs", "name": "prohmr"},
-    },
-    {
-        "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": "logs/tensorboard", "name": "prohmr"},
-    },
-]
+def default_loggers(name: str, tensorboard: bool = True) -> list[dict[str, object]]:
+    """A task's loggers unless its config sets ``trainer.logger``: CSV in ``logs/<name>/``
+    first (so that checkpoints and ``config.yaml`` land next to ``metrics.csv``), then
+    optionally TensorBoard in ``logs/tensorboard/<name>/``."""
+    loggers: list[dict[str, object]] = [
+        {
+            "class_path": "pytorch_lightning.loggers.CSVLogger",
+            "init_args": {"save_dir": "logs", "name": name},
+        },
+    ]
+    if tensorboard:
+        loggers.append({
+            "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": "logs/tensorboard", "name": name},
+        })
+    return loggers
+
+
+#: ProHMR's loggers unless the config sets ``trainer.logger``.
+DEFAULT_LOGGERS: list[dict[str, object]] = default_loggers("prohmr")
 
 #: Callbacks unless the config sets ``trainer.callbacks`` (Lightning adds its progress bar
 #: itself; ``--trainer.enable_progress_bar=false`` turns it off).

@@ -36,8 +36,8 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from lightning_modules.cli import add_task_argument
-from lightning_modules.schedules import optimizer_config
+from lightning_modules.cli import add_task_argument, default_loggers
+from lightning_modules.schedules import LR_SCHEDULES, optimizer_config
 from prohmr.data.augmentation import flip_smpl_pose
 from prohmr.models.pose_prior import (
     PosePrior,
@@ -66,25 +66,13 @@ logger = logging.getLogger(__name__)
 
 #: The metric that selects the best checkpoint.
 MONITOR = "val/nll"
-#: Learning-rate schedules of :class:`PosePriorModule`.
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-#: The cosine schedule decays to this fraction of ``lr``.
 #: Prefix of the prior's keys in the module's checkpoints (``self.prior``).
 CHECKPOINT_PREFIX = "prior."
 #: Axis-angle values of one pose.
 _POSE_DIM = 72
 
 #: Loggers unless the config sets ``trainer.logger``.
-DEFAULT_LOGGERS: list[dict[str, object]] = [
-    {
-        "class_path": "pytorch_lightning.loggers.CSVLogger",
-        "init_args": {"save_dir": "logs", "name": "pose_prior"},
-    },
-    {
-        "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": "logs/tensorboard", "name": "pose_prior"},
-    },
-]
+DEFAULT_LOGGERS: list[dict[str, object]] = default_loggers("pose_prior")
 
 #: Callbacks unless the config sets ``trainer.callbacks``: the best checkpoint by ``val/nll``
 #: and ``last.ckpt``, rewritten at every validation. (``save_last=True`` would only refresh

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from prohmr._utils import check_weight_fields
 from prohmr.body.joints import EVAL_JOINTS_14, PELVIS_INDEX
 from prohmr.constants import IMAGENET_MEAN, IMAGENET_STD, NUM_BODY_JOINTS, NUM_BETAS
 from prohmr.evaluation.metrics import PROHMR_14
@@ -110,15 +111,7 @@ class LossWeights:
     adversarial: float = 0.0005
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0.0
-            ):
-                raise ValueError(
-                    f"LossWeights.{field.name} must be a finite number >= 0, got {value!r}"
-                )
-            object.__setattr__(self, field.name, float(value))
+        check_weight_fields(self)
 
 
 @dataclass

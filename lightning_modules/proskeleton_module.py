@@ -28,7 +28,7 @@ import math
 import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,9 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from lightning_modules.cli import add_task_argument
-from lightning_modules.schedules import COSINE_FINAL_LR_FRACTION, optimizer_config
+from lightning_modules.cli import add_task_argument, default_loggers
+from lightning_modules.schedules import COSINE_FINAL_LR_FRACTION, LR_SCHEDULES, optimizer_config
+from prohmr._utils import check_weight_fields
 from prohmr.data.lifting import (
     DEFAULT_KEYPOINT_NOISE,
     LIFTING_OUTPUT_POSITIONS,
@@ -86,19 +87,11 @@ DEFAULT_JOINT_NOISE: float = 0.005
 EVAL_NUM_SAMPLES: tuple[int, ...] = (1, 5, 10, 25)
 #: The metric that selects the best checkpoints.
 MONITOR = "val/mode_mpjpe"
-#: Learning-rate schedules: constant (SPEC §8) or a per-step cosine decay over ``max_steps``.
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-#: The cosine schedule decays to this fraction of ``lr``.
 #: ActNorm's data initialisation needs a standard deviation, so at least this many skeletons.
 MIN_SKELETONS_FOR_ACTNORM_INIT: int = 2
 
 #: Loggers unless the config sets ``trainer.logger``.
-DEFAULT_LOGGERS: list[dict[str, object]] = [
-    {
-        "class_path": "pytorch_lightning.loggers.CSVLogger",
-        "init_args": {"save_dir": "logs", "name": "proskeleton"},
-    },
-]
+DEFAULT_LOGGERS: list[dict[str, object]] = default_loggers("proskeleton", tensorboard=False)
 #: Callbacks unless the config sets ``trainer.callbacks``.
 DEFAULT_CALLBACKS: list[dict[str, object]] = [
     {
@@ -286,16 +279,7 @@ class ProSkeletonLossWeights:
     nll: float = 0.001
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0.0
-            ):
-                raise ValueError(
-                    f"ProSkeletonLossWeights.{field.name} must be a finite number >= 0, "
-                    f"got {value!r}"
-                )
-            object.__setattr__(self, field.name, float(value))
+        check_weight_fields(self)
 
 
 def _l1_per_sample(joints_3d: Tensor, gt_joints_3d: Tensor) -> Tensor:

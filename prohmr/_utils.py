@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
 import torch
 
-__all__ = ["DictLikeOutput", "autocast_disabled"]
+__all__ = ["DictLikeOutput", "autocast_disabled", "check_weight_fields", "single_thread"]
 
 
 class DictLikeOutput:
@@ -52,3 +53,34 @@ def autocast_disabled(device: torch.device) -> contextlib.AbstractContextManager
     if torch.amp.is_autocast_available(device.type):
         return torch.autocast(device_type=device.type, enabled=False)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, restoring the setting afterwards.
+
+    For work made of many small tensor operations (rendering at small sizes, the demo): on a
+    shared 2-core machine two threads spin against each other and were measured up to 30
+    times slower, and on an idle one they save little.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def check_weight_fields(instance: Any) -> None:
+    """Check that every field of a frozen dataclass of loss weights is a finite number >= 0,
+    and store it as a float; ``ValueError`` names the field."""
+    for field in fields(instance):
+        value = getattr(instance, field.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value >= 0.0
+        ):
+            raise ValueError(
+                f"{type(instance).__name__}.{field.name} must be a finite number >= 0, "
+                f"got {value!r}"
+            )
+        object.__setattr__(instance, field.name, float(value))

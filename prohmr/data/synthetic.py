@@ -27,7 +27,6 @@ in the ``.npz`` as the JSON string ``render_settings``).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -37,13 +36,14 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from prohmr._utils import single_thread
 from prohmr.body.joints import NUM_PROHMR_JOINTS, PELVIS_INDEX, SMPL_JOINT_NAMES
 from prohmr.constants import FOCAL_LENGTH, IMAGE_SIZE, NUM_BETAS, NUM_SMPL_JOINTS
 from prohmr.data.augmentation import flip_smpl_pose
@@ -650,17 +650,6 @@ def load_pose_source(
     return bank, description
 
 
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """One torch thread while rendering (several are far slower for this small work)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def generate_samples(
     indices: Sequence[int],
     *,
@@ -705,7 +694,7 @@ def generate_samples(
         for index in indices
     ]
     samples: list[SyntheticSample] = []
-    with _single_thread():
+    with single_thread():
         for start in range(0, len(scenes), CHUNK_SIZE):
             samples.extend(renderer.render(scenes[start : start + CHUNK_SIZE]))
     return samples
@@ -861,7 +850,7 @@ def synthesize_dataset(
     from prohmr.body.model import create_body_model
 
     start = time.perf_counter()
-    with _single_thread():
+    with single_thread():
         body_model = create_body_model(body_model_path)
         pose_bank, pose_description = load_pose_source(
             pose_source, split, data_root, mocap_fps, body_model
@@ -908,7 +897,7 @@ def synthesize_dataset(
         bar = tqdm(total=num_images, desc=f"synthesize {domain}/{split}", unit="img")
     results: list[dict[str, np.ndarray]] = []
     if workers == 1:
-        with _single_thread():
+        with single_thread():
             renderer = SyntheticRenderer(int(image_size), domain, body_model)
             writer = _ChunkWriter(settings, pose_bank, renderer)
             for chunk in chunks:

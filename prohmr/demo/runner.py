@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
+from prohmr._utils import single_thread
 from prohmr.data.pose_sources import DEFAULT_DATA_ROOT
 from prohmr.data.synthetic import SyntheticRenderer
 from prohmr.demo.body_figures import body_model_figures
@@ -237,21 +237,8 @@ def run_demo(
     settings = DemoSettings() if settings is None else settings
     if not isinstance(settings, DemoSettings):
         raise ValueError(f"run_demo: `settings` must be a DemoSettings, got {settings!r}")
-    with _single_thread():
+    with single_thread():
         return _run(Path(out_dir).expanduser(), models, settings, data_root)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """One torch thread, restored afterwards. The demo's tensors are small: on a shared
-    2-core machine two threads made the whole run 30 times slower (spinning threads), and on
-    an idle one they save little."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(
