@@ -34,7 +34,7 @@ from prohmr.demo.steps import (
     proskeleton_step,
 )
 from prohmr.fitting import LBFGSSettings
-from prohmr.models.loading import PRETRAINED_MODELS, load_model, read_checkpoint
+from prohmr.models.loading import load_model
 
 __all__ = [
     "DEMO_FIT_STEPS",
@@ -155,8 +155,9 @@ def load_demo_models(device: str | torch.device | None = None) -> DemoModels:
             raise FileNotFoundError(
                 f"the demo needs the shipped model {name!r}: {error}"
             ) from error
-        stored = read_checkpoint(PRETRAINED_MODELS[name])
-        metadata = stored.get("metadata", {}) if isinstance(stored, dict) else {}
+        # The pose prior and ProSkeleton keep their file's metadata; ProHMR's holds none of
+        # the facts quoted, so no file is read a second time.
+        metadata = getattr(model, "metadata", None) or {}
         loaded[name] = model
         descriptions[name] = _describe_model(name, model, metadata)
     return DemoModels(
